@@ -1,0 +1,1 @@
+"""Shared Lambda code for Tandem: settings, models, job store, storage, chunking, webhooks."""

@@ -1,0 +1,210 @@
+"""The jobs table: `JobStore` with a conditional write for every status change.
+
+Transitions: QUEUED→RUNNING, RUNNING→SUCCEEDED|PARTIAL, non-terminal→FAILED. Repeating the
+same terminal write is a no-op; a terminal job is never overwritten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from tandem_common import aws
+from tandem_common.errors import InvalidTransition, JobNotFound
+from tandem_common.models import (
+    TERMINAL_STATUSES,
+    Counts,
+    DocumentFailure,
+    ErrorInfo,
+    JobRecord,
+    JobStatus,
+)
+
+JOB_NAMESPACE = uuid.UUID("6b1f8a52-3c1e-4f0a-9d7e-2a4b5c6d7e8f")
+MAX_FAILED_ON_RECORD = 100
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def deterministic_job_id(kind: str, key: str) -> str:
+    """`uuid5(NS, f"{kind}:{key}")`: the same entry-point input always names the same job."""
+    return str(uuid.uuid5(JOB_NAMESPACE, f"{kind}:{key}"))
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _item(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in record.items() if v is not None}
+
+
+def _values(**values: Any) -> dict[str, Any]:
+    return {f":{k}": _ser.serialize(v) for k, v in values.items()}
+
+
+class JobStore:
+    """DynamoDB-backed job records (client injectable; defaults to the cached client)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self._table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.dynamodb()
+
+    def _is_conditional_failure(self, exc: BaseException) -> bool:
+        return aws.error_code(exc) == "ConditionalCheckFailedException"
+
+    def get(self, job_id: str) -> JobRecord | None:
+        out = self.client.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        )
+        if "Item" not in out:
+            return None
+        raw = {k: _to_plain(_de.deserialize(v)) for k, v in out["Item"].items()}
+        return JobRecord.model_validate(raw)
+
+    def require(self, job_id: str) -> JobRecord:
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return job
+
+    def create(self, job: JobRecord) -> tuple[JobRecord, bool]:
+        """Put the job if absent. Returns (stored job, created?) — a duplicate returns the first."""
+        try:
+            self.client.put_item(
+                TableName=self._table,
+                Item=_item(job.model_dump()),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except Exception as exc:
+            if not self._is_conditional_failure(exc):
+                raise
+            return self.require(job.job_id), False
+        return job, True
+
+    def _update(
+        self, job_id: str, sets: dict[str, Any], condition: str, cond_values: dict[str, Any]
+    ) -> bool:
+        names = {f"#{k}": k for k in sets}
+        if "#status" in condition:
+            names["#status"] = "status"
+        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(**sets, **cond_values),
+            )
+        except Exception as exc:
+            if self._is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def set_execution_arn(self, job_id: str, execution_arn: str) -> None:
+        self._update(
+            job_id,
+            {"execution_arn": execution_arn, "updated_at": utc_now()},
+            "attribute_exists(job_id)",
+            {},
+        )
+
+    def mark_running(self, job_id: str) -> JobRecord:
+        """QUEUED→RUNNING (a repeat while RUNNING is allowed: preprocess retries)."""
+        now = utc_now()
+        ok = self._update(
+            job_id,
+            {"status": "RUNNING", "started_at": now, "updated_at": now},
+            "#status = :queued",
+            {"queued": "QUEUED"},
+        )
+        job = self.require(job_id)
+        if not ok and job.status != "RUNNING":
+            raise InvalidTransition(f"job {job_id} is {job.status}, cannot start")
+        return job
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        counts: Counts,
+        manifest_uri: str,
+        failed_documents: list[DocumentFailure],
+        error: ErrorInfo | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """RUNNING→SUCCEEDED|PARTIAL|FAILED with results. Returns (job, changed?)."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"{status} is not terminal")
+        now = utc_now()
+        sets: dict[str, Any] = {
+            "status": status,
+            "counts": counts.model_dump(),
+            "manifest_uri": manifest_uri,
+            "failed_documents": [f.model_dump() for f in failed_documents[:MAX_FAILED_ON_RECORD]],
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if error is not None:
+            sets["error"] = error.model_dump()
+        ok = self._update(job_id, sets, "#status = :running", {"running": "RUNNING"})
+        job = self.require(job_id)
+        if not ok and job.status != status:
+            raise InvalidTransition(f"job {job_id} is {job.status}, cannot become {status}")
+        return job, ok
+
+    def mark_failed(
+        self, job_id: str, error: ErrorInfo, counts: Counts | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Any non-terminal→FAILED, keeping known counts. A terminal job is left as it is."""
+        now = utc_now()
+        sets: dict[str, Any] = {
+            "status": "FAILED",
+            "error": error.model_dump(),
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if counts is not None:
+            sets["counts"] = counts.model_dump()
+        ok = self._update(
+            job_id,
+            sets,
+            "#status IN (:queued, :running)",
+            {"queued": "QUEUED", "running": "RUNNING"},
+        )
+        return self.require(job_id), ok
+
+    def record_counts(self, job_id: str, counts: Counts) -> None:
+        """Counts known so far (preprocess), while the job is RUNNING."""
+        self._update(
+            job_id,
+            {"counts": counts.model_dump(), "updated_at": utc_now()},
+            "#status = :running",
+            {"running": "RUNNING"},
+        )
+
+    def record_notification(self, job_id: str, webhook_result: dict[str, Any] | None) -> None:
+        sets: dict[str, Any] = {"notified_at": utc_now()}
+        if webhook_result is not None:
+            sets["webhook_result"] = webhook_result
+        self._update(job_id, sets, "attribute_exists(job_id)", {})

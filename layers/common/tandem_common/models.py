@@ -1,0 +1,272 @@
+"""Pydantic models: API requests/responses, job records, state-machine payloads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+JobStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
+JobSource = Literal["api", "s3", "sqs"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "PARTIAL", "FAILED"})
+
+DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Document(_Strict):
+    id: DocumentId
+    text: str = Field(max_length=1_000_000)
+
+
+class Source(_Strict):
+    s3_uri: S3Uri
+
+
+class JobOptions(_Strict):
+    """Per-job options; unset fields take the deployment defaults (see `resolve`)."""
+
+    chunk_tokens: int | None = Field(default=None, ge=32, le=256)
+    chunk_overlap: int | None = Field(default=None, ge=0, le=128)
+    batch_size: int | None = Field(default=None, ge=1, le=256)
+    webhook_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> JobOptions:
+        if (
+            self.chunk_tokens is not None
+            and self.chunk_overlap is not None
+            and self.chunk_overlap > self.chunk_tokens // 2
+        ):
+            raise ValueError("chunk_overlap must be at most chunk_tokens / 2")
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret is required with webhook_url")
+        return self
+
+
+class ResolvedOptions(BaseModel):
+    """The options a job runs with (stored on the job record, secrets excluded)."""
+
+    chunk_tokens: int
+    chunk_overlap: int
+    batch_size: int
+
+
+class JobCreate(_Strict):
+    """POST /v1/jobs body: inline `documents` or a `source`; exactly one of them."""
+
+    documents: list[Document] | None = Field(default=None, min_length=1, max_length=10_000)
+    source: Source | None = None
+    options: JobOptions = JobOptions()
+
+    @model_validator(mode="after")
+    def _one_input(self) -> JobCreate:
+        if (self.documents is None) == (self.source is None):
+            raise ValueError("give exactly one of documents or source")
+        return self
+
+
+class QueueMessage(BaseModel):
+    """An SQS job message: a JobCreate-shaped body, or `{"s3_uri"}`, optionally with `job_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] | None = None
+    documents: list[Document] | None = Field(default=None, min_length=1, max_length=10_000)
+    source: Source | None = None
+    s3_uri: S3Uri | None = None
+    options: JobOptions = JobOptions()
+
+    @model_validator(mode="after")
+    def _one_input(self) -> QueueMessage:
+        given = [x for x in (self.documents, self.source, self.s3_uri) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of documents, source or s3_uri")
+        return self
+
+    def as_job_create(self) -> JobCreate:
+        source = self.source or (Source(s3_uri=self.s3_uri) if self.s3_uri else None)
+        return JobCreate(documents=self.documents, source=source, options=self.options)
+
+
+class Counts(BaseModel):
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    failed: int = 0
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class DocumentFailure(BaseModel):
+    id: str
+    reason: str
+
+
+class JobRecord(BaseModel):
+    """One item of the jobs table."""
+
+    job_id: str
+    status: JobStatus
+    source: JobSource
+    input_uri: str
+    options: ResolvedOptions
+    counts: Counts = Counts()
+    failed_documents: list[DocumentFailure] = []
+    manifest_uri: str | None = None
+    error: ErrorInfo | None = None
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    expires_at: int
+    execution_arn: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    notified_at: str | None = None
+    webhook_result: dict[str, Any] | None = None
+
+
+class JobLinks(BaseModel):
+    self: str
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: JobStatus
+    links: JobLinks
+
+
+class Timings(BaseModel):
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+
+
+class Downloads(BaseModel):
+    manifest: str | None = None
+    vectors_jsonl: str | None = None
+    vectors_npy: str | None = None
+    failures: str | None = None
+
+
+class JobView(BaseModel):
+    """GET /v1/jobs/{id} response (never carries the webhook secret)."""
+
+    job_id: str
+    status: JobStatus
+    source: JobSource
+    options: ResolvedOptions
+    counts: Counts
+    timings: Timings
+    manifest_uri: str | None = None
+    downloads: Downloads | None = None
+    error: ErrorInfo | None = None
+    failed_documents: list[DocumentFailure] = []
+    links: JobLinks
+
+
+class UploadRequest(_Strict):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    content_type: Annotated[str, StringConstraints(max_length=100)] = "application/octet-stream"
+
+
+class UploadTicket(BaseModel):
+    upload_url: str
+    method: Literal["PUT"] = "PUT"
+    s3_uri: str
+    expires_in: int
+    headers: dict[str, str]
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI-compatible `POST /v1/embeddings` body (extra OpenAI fields are accepted)."""
+
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float"] | None = None
+    user: str | None = None
+    dimensions: int | None = None
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingsUsage
+
+
+# --- state machine payloads -------------------------------------------------------------------
+
+
+class ExecutionInput(BaseModel):
+    job_id: str
+
+
+class BatchRef(BaseModel):
+    index: int
+    inputs_uri: str
+    outputs_uri: str
+
+
+class PreprocessResult(BaseModel):
+    job_id: str
+    batch_count: int
+    manifest_uri: str
+    mode: Literal["inline", "distributed"]
+    batches: list[BatchRef]
+
+
+class StepError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    Error: str = "Unknown"
+    Cause: str | None = None
+
+
+class BatchResult(BaseModel):
+    index: int
+    ok: bool
+    error: StepError | None = None
+
+
+class DeliverInput(BaseModel):
+    job_id: str
+    batch_results: list[BatchResult] = []
+
+
+class DeliverResult(BaseModel):
+    job_id: str
+    status: JobStatus
+    counts: Counts
+    manifest_uri: str
+
+
+class FailInput(BaseModel):
+    job_id: str
+    error: StepError = StepError()
+
+
+class FailResult(BaseModel):
+    job_id: str
+    status: JobStatus

@@ -1,0 +1,47 @@
+"""The shared Powertools Logger, Metrics and Tracer.
+
+Logger and Metrics are cheap to build. The Tracer (X-Ray SDK import ≈ 300 ms) is built on first
+use via `tracer()`, so a cold import of a handler does not pay for it. Logs never carry document
+text or vectors: log ids and counts only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+# Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
+logger = Logger()
+metrics = Metrics()
+
+__all__ = ["MetricUnit", "logger", "metrics", "traced", "tracer"]
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+@lru_cache(maxsize=1)
+def tracer() -> Tracer:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service="tandem")
+
+
+def traced(handler: Handler) -> Handler:
+    """Like `Tracer.capture_lambda_handler` (response not captured), but builds the Tracer
+    on the first invocation instead of at import time."""
+    wrapped: list[Callable[..., Any]] = []
+
+    @wraps(handler)
+    def wrapper(event: Any, context: Any) -> Any:
+        if not wrapped:
+            wrapped.append(tracer().capture_lambda_handler(handler, capture_response=False))
+        return wrapped[0](event, context)
+
+    return wrapper  # type: ignore[return-value]

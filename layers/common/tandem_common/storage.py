@@ -1,0 +1,132 @@
+"""S3 access for the data bucket: URIs, JSON/JSONL, .npy, presigned URLs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tandem_common import aws
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` → (bucket, key); raises ValueError for anything else."""
+    match = _S3_URI.match(uri)
+    if match is None or "\x00" in uri:
+        raise ValueError(f"not an s3 uri: {uri!r}")
+    return match["bucket"], match["key"]
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+class JobPaths:
+    """The S3 keys of one job (CONTRACTS.md, "S3 keys")."""
+
+    def __init__(self, bucket: str, job_id: str) -> None:
+        self.bucket = bucket
+        self.job_id = job_id
+        self.prefix = f"jobs/{job_id}"
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def uri(self, rel: str) -> str:
+        return s3_uri(self.bucket, self.key(rel))
+
+    input_documents = "input/documents.jsonl"
+    batch_manifest = "batches/manifest.json"
+    chunks = "batches/chunks.jsonl"
+    document_failures = "batches/failures.jsonl"
+    result_manifest = "result/manifest.json"
+    result_vectors_jsonl = "result/vectors.jsonl"
+    result_vectors_npy = "result/vectors.npy"
+    result_failures = "result/failures.jsonl"
+
+    @staticmethod
+    def batch_inputs(index: int) -> str:
+        return f"batches/batch-{index:05d}.jsonl"
+
+    @staticmethod
+    def batch_outputs(index: int) -> str:
+        return f"outputs/batch-{index:05d}.npy"
+
+
+class Storage:
+    """Thin typed wrapper over the S3 client (injectable)."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.s3()
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    def get_bytes_if_exists(self, uri: str) -> bytes | None:
+        try:
+            return self.get_bytes(uri)
+        except Exception as exc:
+            if aws.error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise
+
+    def put_bytes(self, uri: str, data: bytes, content_type: str) -> None:
+        bucket, key = parse_s3_uri(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def put_json(self, uri: str, value: Any) -> None:
+        self.put_bytes(uri, json.dumps(value, ensure_ascii=False).encode(), "application/json")
+
+    def get_json(self, uri: str) -> Any:
+        return json.loads(self.get_bytes(uri))
+
+    def put_jsonl(self, uri: str, rows: Iterable[Any]) -> None:
+        self.put_bytes(uri, encode_jsonl(rows), "application/x-ndjson")
+
+    def get_jsonl(self, uri: str) -> list[Any]:
+        return list(iter_jsonl(self.get_bytes(uri)))
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def presign_get(self, uri: str, expires_in: int = 3600) -> str:
+        bucket, key = parse_s3_uri(uri)
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+    def presign_put(self, uri: str, content_type: str, expires_in: int = 900) -> str:
+        bucket, key = parse_s3_uri(uri)
+        url: str = self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_in,
+        )
+        return url
+
+
+def encode_jsonl(rows: Iterable[Any]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+def iter_jsonl(data: bytes) -> Iterator[Any]:
+    for line in data.splitlines():
+        if line.strip():
+            yield json.loads(line)
