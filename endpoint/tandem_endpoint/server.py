@@ -1,0 +1,368 @@
+"""HTTP server: SageMaker hosting protocol (/ping, /invocations) plus the runtime API path.
+
+The model loads on a background thread once the server is up, so /ping answers 503 until it is
+ready and nothing ever blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tandem_endpoint.backends import Backend, load_backend
+from tandem_endpoint.batcher import Batcher, BatchingSettings, QueueFullError
+from tandem_endpoint.faults import FaultPlan
+
+log = logging.getLogger("tandem_endpoint.server")
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # the SageMaker runtime's request cap
+ENCODINGS = ("float", "base64-f32", "base64-f16")
+
+
+@dataclass
+class ServerSettings:
+    model_dir: str = ""
+    backend: str = "auto"
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    request_deadline_s: float = 55.0
+    enable_fault_injection: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message}}
+        return JSONResponse(body, status_code=self.status)
+
+
+class EndpointState:
+    def __init__(
+        self, settings: ServerSettings, backend_factory: Callable[[], Backend] | None
+    ) -> None:
+        self.settings = settings
+        self.backend_factory = backend_factory or (
+            lambda: load_backend(settings.backend, settings.model_dir)
+        )
+        self.backend: Backend | None = None
+        self.batcher: Batcher | None = None
+        self.load_error: str | None = None
+        self.faults = FaultPlan()
+        self.requests = 0
+        self.in_flight = 0
+        self.responses: Counter[int] = Counter()
+        self.started_at = time.monotonic()
+        self.ready_after_s: float | None = None
+        self._s3: Any = None
+        self._s3_lock = threading.Lock()
+
+    def start_loading(self, loop: asyncio.AbstractEventLoop) -> None:
+        def load() -> None:
+            try:
+                backend = self.backend_factory()
+            except Exception as exc:
+                log.exception("model load failed")
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                return
+            loop.call_soon_threadsafe(self._on_loaded, backend)
+
+        threading.Thread(target=load, name="model-load", daemon=True).start()
+
+    def _on_loaded(self, backend: Backend) -> None:
+        self.batcher = Batcher(backend, self.settings.batching)
+        self.batcher.start()
+        self.backend = backend
+        self.ready_after_s = round(time.monotonic() - self.started_at, 3)
+        log.info(
+            "model ready",
+            extra={"model": backend.name, "dims": backend.dims, "load_s": self.ready_after_s},
+        )
+
+    @property
+    def s3(self) -> Any:
+        with self._s3_lock:
+            if self._s3 is None:
+                import boto3  # honours AWS_ENDPOINT_URL (the local cloud's moto server)
+
+                self._s3 = boto3.client("s3")
+            return self._s3
+
+
+def create_app(
+    settings: ServerSettings, backend_factory: Callable[[], Backend] | None = None
+) -> Starlette:
+    state = EndpointState(settings, backend_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        state.start_loading(asyncio.get_running_loop())
+        yield
+        if state.batcher:
+            await state.batcher.stop()
+
+    async def ping(request: Request) -> Response:
+        if state.backend is None:
+            return JSONResponse({"status": "loading", "error": state.load_error}, status_code=503)
+        return JSONResponse({"status": "ok", "model": state.backend.name})
+
+    async def invocations(request: Request) -> Response:
+        return await _invoke(state, request)
+
+    async def runtime_invocations(request: Request) -> Response:
+        response = await _invoke(state, request)
+        if response.status_code < 400:
+            response.headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
+            return response
+        return _as_runtime_error(response)
+
+    async def metrics(request: Request) -> Response:
+        batch_stats = state.batcher.stats.snapshot() if state.batcher else {}
+        return JSONResponse(
+            {
+                "requests": state.requests,
+                "in_flight": state.in_flight,
+                "queue_depth": state.batcher.queue_depth if state.batcher else 0,
+                "responses": {str(k): v for k, v in sorted(state.responses.items())},
+                "ready": state.backend is not None,
+                "ready_after_s": state.ready_after_s,
+                "batching": settings.batching.batching,
+                **batch_stats,
+            }
+        )
+
+    async def faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.faults.clear()
+        elif request.method == "POST":
+            try:
+                plan = json.loads(await request.body())
+                if not isinstance(plan, dict):
+                    raise ValueError("fault plan must be a JSON object")
+                state.faults.update(plan)
+            except ValueError as exc:
+                return ApiError(400, "invalid_fault_plan", str(exc)).response()
+        return JSONResponse(state.faults.as_dict())
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if settings.enable_fault_injection:
+        routes.append(Route("/faults", faults, methods=["GET", "POST", "DELETE"]))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.endpoint = state
+    return app
+
+
+async def _invoke(state: EndpointState, request: Request) -> Response:
+    state.requests += 1
+    state.in_flight += 1
+    try:
+        response = await _handle(state, request)
+    except ApiError as err:
+        response = err.response()
+    except Exception:
+        log.exception("invocation failed")
+        response = ApiError(500, "internal_error", "the model server failed").response()
+    finally:
+        state.in_flight -= 1
+    state.responses[response.status_code] += 1
+    return response
+
+
+async def _handle(state: EndpointState, request: Request) -> Response:
+    settings = state.settings
+    fault = state.faults.take() if settings.enable_fault_injection else None
+    if fault == "throttle":
+        raise ApiError(429, "throttled", "injected fault: throttle")
+    if fault == "error_5xx":
+        raise ApiError(500, "injected_error", "injected fault: server error")
+
+    body = await _read_body(request, settings.max_body_bytes)
+    payload = _parse_payload(body)
+    if state.batcher is None or state.backend is None:
+        raise ApiError(503, "model_not_ready", "the model is still loading")
+    batcher, backend = state.batcher, state.backend
+    try:
+        async with asyncio.timeout(settings.request_deadline_s):
+            if fault == "slow":
+                await asyncio.sleep(state.faults.slow_s)
+            if fault == "malformed" and "inputs" in payload:
+                return JSONResponse({"oops": True})
+            if "inputs" in payload:
+                vectors = await batcher.embed(payload["inputs"])
+                return JSONResponse(
+                    {
+                        "outputs": _encode_vectors(vectors, payload["encoding"]),
+                        "model": backend.name,
+                        "dims": backend.dims,
+                        "encoding": payload["encoding"],
+                    }
+                )
+            return await _claim_check(state, batcher, backend, payload, malformed=bool(fault))
+    except QueueFullError as exc:
+        raise ApiError(429, "queue_full", str(exc)) from None
+    except TimeoutError:
+        raise ApiError(
+            503, "deadline_exceeded", f"not done within {settings.request_deadline_s:g} s"
+        ) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid_request", "bad Content-Length header")
+        if int(declared) > limit:
+            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _parse_payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object")
+    if "inputs" in payload:
+        inputs = payload["inputs"]
+        if not isinstance(inputs, list) or not inputs:
+            raise ApiError(400, "invalid_request", "inputs must be a non-empty list of strings")
+        if not all(isinstance(text, str) for text in inputs):
+            raise ApiError(400, "invalid_request", "every input must be a string")
+        encoding = payload.get("encoding", "float")
+        if encoding not in ENCODINGS:
+            raise ApiError(400, "invalid_request", f"encoding must be one of {ENCODINGS}")
+        return {"inputs": inputs, "encoding": encoding}
+    if "inputs_uri" in payload or "outputs_uri" in payload:
+        return {
+            "inputs_uri": _s3_location(payload.get("inputs_uri"), "inputs_uri"),
+            "outputs_uri": _s3_location(payload.get("outputs_uri"), "outputs_uri"),
+        }
+    raise ApiError(400, "invalid_request", "expected {inputs: [...]} or {inputs_uri, outputs_uri}")
+
+
+def _s3_location(uri: Any, name: str) -> tuple[str, str]:
+    if not isinstance(uri, str):
+        raise ApiError(400, "invalid_request", f"{name} must be an s3:// URI")
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or not key:
+        raise ApiError(400, "invalid_request", f"{name} must look like s3://bucket/key")
+    return parsed.netloc, key
+
+
+def _encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
+    if encoding == "float":
+        return vectors.astype(np.float32).tolist()
+    dtype = np.dtype("<f4") if encoding == "base64-f32" else np.dtype("<f2")
+    return [base64.b64encode(row.astype(dtype).tobytes()).decode("ascii") for row in vectors]
+
+
+async def _claim_check(
+    state: EndpointState,
+    batcher: Batcher,
+    backend: Backend,
+    payload: dict[str, Any],
+    malformed: bool,
+) -> Response:
+    (in_bucket, in_key), (out_bucket, out_key) = payload["inputs_uri"], payload["outputs_uri"]
+    raw = await asyncio.to_thread(_read_s3_object, state, in_bucket, in_key)
+    texts = _parse_jsonl_texts(raw)
+    vectors = await batcher.embed(texts) if texts else np.zeros((0, backend.dims), np.float32)
+    if malformed:  # injected fault: a .npy with the wrong row count
+        vectors = vectors[:-1] if len(vectors) else np.zeros((1, backend.dims), np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors.astype(np.float32))
+    await asyncio.to_thread(
+        state.s3.put_object, Bucket=out_bucket, Key=out_key, Body=buffer.getvalue()
+    )
+    return JSONResponse(
+        {
+            "count": len(texts),
+            "dims": backend.dims,
+            "model": backend.name,
+            "outputs_uri": f"s3://{out_bucket}/{out_key}",
+        }
+    )
+
+
+def _read_s3_object(state: EndpointState, bucket: str, key: str) -> bytes:
+    try:
+        return state.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except state.s3.exceptions.NoSuchKey:
+        raise ApiError(400, "input_not_found", f"s3://{bucket}/{key} does not exist") from None
+    except state.s3.exceptions.NoSuchBucket:
+        raise ApiError(400, "input_not_found", f"bucket {bucket} does not exist") from None
+
+
+def _parse_jsonl_texts(raw: bytes) -> list[str]:
+    texts = []
+    for number, line in enumerate(raw.decode("utf-8-sig", errors="strict").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise ApiError(400, "invalid_input_file", f"line {number} is not JSON") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ApiError(400, "invalid_input_file", f'line {number} has no string "text"')
+        texts.append(row["text"])
+    return texts
+
+
+def _as_runtime_error(container_response: Response) -> Response:
+    """Reshape a container error the way the SageMaker runtime reports it to boto3."""
+    status = container_response.status_code
+    original = bytes(container_response.body).decode("utf-8", errors="replace")
+    if status == 429:
+        error_type, runtime_status, message = "ThrottlingException", 429, _error_message(original)
+    elif status == 503:
+        error_type, runtime_status, message = "ServiceUnavailable", 503, _error_message(original)
+    else:
+        kind = "server" if status >= 500 else "client"
+        error_type, runtime_status = "ModelError", 424
+        message = f'Received {kind} error ({status}) from primary with message "{original}"'
+    body: dict[str, Any] = {"message": message}
+    if error_type == "ModelError":
+        body.update(
+            ErrorCode="INTERNAL_FAILURE_FROM_MODEL" if status >= 500 else "CLIENT_ERROR_FROM_MODEL",
+            OriginalStatusCode=status,
+            OriginalMessage=original,
+        )
+    return JSONResponse(body, status_code=runtime_status, headers={"x-amzn-ErrorType": error_type})
+
+
+def _error_message(body: str) -> str:
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body
