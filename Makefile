@@ -1,0 +1,76 @@
+# Tandem: every command a developer or CI needs. The README names two: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+# sam build needs python3.13 on PATH (the Lambda runtime); pyenv exposes it this way here.
+SAM_PYENV := 3.11.7:3.12.1:3.13.0
+ENV ?= dev
+
+.PHONY: help venv lint typecheck template-check hadolint build unit integration test demo local endpoint bench deploy lock clean
+
+help:
+	@echo "make demo   - set up (first run) and run the whole pipeline locally on samples/"
+	@echo "make test   - set up (first run) and run every check: lint, types, template, build, tests"
+	@echo "other: venv lint typecheck template-check hadolint build unit integration local endpoint bench deploy lock clean"
+
+venv: $(STAMP)
+$(STAMP): requirements/dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+lock:
+	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy layers/common/tandem_common functions endpoint/tandem_endpoint tandem
+
+template-check: venv
+	$(BIN)/sam validate --lint
+	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+hadolint: venv
+	$(BIN)/hadolint endpoint/Dockerfile
+
+build: venv
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit -q -p pytest_socket --disable-socket --allow-hosts=127.0.0.1,localhost
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration -q -m integration
+
+test: venv
+	$(MAKE) lint typecheck template-check hadolint build unit integration
+
+demo: venv
+	$(BIN)/tandem demo
+
+local: venv
+	$(BIN)/tandem local up
+
+endpoint: venv
+	PYTHONPATH=endpoint $(BIN)/python -m tandem_endpoint --host 127.0.0.1 --port 8080
+
+bench: venv build
+	$(BIN)/python bench/endpoint_bench.py
+
+deploy: build
+	$(BIN)/sam deploy --config-env $(ENV)
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,194 @@
+"""statemachine/pipeline.asl.json: structure, retry classes, and the Step Functions limits.
+
+The limits test computes, from the definition's own numbers, the worst case of a 1,000,000-chunk
+job: history events of the parent execution and the largest state payload, and shows both fit
+(25,000 events, 256 KiB).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENDPOINT_TASK = "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
+TRANSIENT = {
+    "SageMakerRuntime.ThrottlingException",
+    "SageMakerRuntime.ServiceUnavailableException",
+    "SageMakerRuntime.InternalFailureException",
+}
+HISTORY_LIMIT = 25_000
+STATE_LIMIT = 256 * 1024
+DEFAULT_BATCH_SIZE = 64
+INLINE_MAP_MAX_BATCHES = 100  # preprocess's default (template: INLINE_MAP_MAX_BATCHES)
+MAX_ERROR_BYTES = 1024  # the endpoint caps its error messages well below this
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads((ROOT / "statemachine/pipeline.asl.json").read_text())
+
+
+def _walk(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, state in states.items():
+        found.append((name, state))
+        if "ItemProcessor" in state:
+            found += _walk(state["ItemProcessor"]["States"])
+    return found
+
+
+def test_every_transition_targets_an_existing_state(asl: dict[str, Any]) -> None:
+    def check(block: dict[str, Any]) -> None:
+        names = set(block["States"])
+        assert block["StartAt"] in names
+        for state in block["States"].values():
+            targets = [state.get("Next"), state.get("Default")]
+            targets += [c["Next"] for c in state.get("Choices", [])]
+            targets += [c["Next"] for c in state.get("Catch", [])]
+            assert {t for t in targets if t} <= names
+            assert state.get("End") or state["Type"] in ("Fail", "Choice") or "Next" in state
+            if "ItemProcessor" in state:
+                check(state["ItemProcessor"])
+
+    check(asl)
+
+
+def test_the_gpu_step_calls_the_endpoint_directly_with_claim_check_bodies(
+    asl: dict[str, Any],
+) -> None:
+    invokes = [s for _, s in _walk(asl["States"]) if s.get("Resource") == ENDPOINT_TASK]
+    assert len(invokes) == 2  # inline and distributed Map
+    for task in invokes:
+        assert task["Parameters"]["Body.$"] == "States.JsonToString($.request)"
+        assert task["ResultPath"] is None  # the endpoint's answer never grows the state
+    for name in ("EmbedBatches", "EmbedBatchesDistributed"):
+        request = asl["States"][name]["ItemSelector"]["request"]
+        assert set(request) == {"inputs_uri.$", "outputs_uri.$"}
+    lambdas = [s for _, s in _walk(asl["States"]) if "lambda" in s.get("Resource", "")]
+    assert all("Map" not in n for n in lambdas)  # no Lambda waits on the GPU
+
+
+def test_transient_errors_retry_with_backoff_and_jitter(asl: dict[str, Any]) -> None:
+    for _, task in _walk(asl["States"]):
+        if task.get("Resource") != ENDPOINT_TASK:
+            continue
+        (retry,) = task["Retry"]
+        assert set(retry["ErrorEquals"]) >= TRANSIENT
+        assert "SageMakerRuntime.ModelErrorException" not in retry["ErrorEquals"]
+        assert retry["BackoffRate"] > 1
+        assert retry["JitterStrategy"] == "FULL"
+        assert retry["MaxDelaySeconds"] <= 60
+
+
+def test_model_errors_retry_only_when_the_container_answered_5xx(asl: dict[str, Any]) -> None:
+    inline = asl["States"]["EmbedBatches"]["ItemProcessor"]["States"]
+    catch = {tuple(c["ErrorEquals"]): c["Next"] for c in inline["InvokeEndpoint"]["Catch"]}
+    assert catch[("SageMakerRuntime.ModelErrorException",)] == "IsServerError"
+    assert catch[("States.ALL",)] == "BatchFailed"
+    choice = inline["IsServerError"]
+    (rule,) = choice["Choices"]
+    matches = [c for c in rule["And"] if "StringMatches" in c]
+    assert matches[0]["StringMatches"] == "*Received server error*"
+    assert choice["Default"] == "BatchFailed"  # a 4xx is that batch's failure, not a retry
+    assert inline["BatchFailed"]["Parameters"]["error.$"] == "$.error"
+
+
+def test_unhandled_errors_reach_the_fail_handler(asl: dict[str, Any]) -> None:
+    for name in ("Preprocess", "EmbedBatches", "EmbedBatchesDistributed", "Deliver"):
+        catches = asl["States"][name]["Catch"]
+        assert {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.error",
+            "Next": "RecordFailure",
+        } in (catches)
+    assert asl["States"]["RecordFailure"]["Next"] == "JobFailed"
+    assert asl["States"]["JobFailed"]["Type"] == "Fail"
+
+
+def _task_events(task: dict[str, Any]) -> int:
+    """Worst-case history events of one Task state: entered/exited + 3 per attempt."""
+    attempts = 1 + sum(r.get("MaxAttempts", 3) for r in task.get("Retry", []))
+    return 2 + 3 * attempts
+
+
+def _iteration_events(processor: dict[str, Any]) -> int:
+    """Worst case of one Map iteration: every retry spent, every 5xx round taken."""
+    states = processor["States"]
+    invoke = _task_events(states["InvokeEndpoint"])
+    rounds = 1
+    if "IsServerError" in states:
+        (rule,) = states["IsServerError"]["Choices"]
+        limit = next(c["NumericLessThan"] for c in rule["And"] if "NumericLessThan" in c)
+        rounds += limit
+    loop = 2 * 3  # Choice, Pass, Wait: entered + exited each
+    return 2 + rounds * invoke + (rounds - 1) * loop + (2 if "IsServerError" in states else 0) + 2
+
+
+def _batch_entry_bytes() -> int:
+    job = "0" * 36
+    bucket = "b" * 63
+    entry = {
+        "index": 99_999,
+        "inputs_uri": f"s3://{bucket}/jobs/{job}/batches/batch-99999.jsonl",
+        "outputs_uri": f"s3://{bucket}/jobs/{job}/outputs/batch-99999.npy",
+    }
+    return len(json.dumps(entry))
+
+
+def worst_case(asl: dict[str, Any], chunks: int, batch_size: int) -> dict[str, int]:
+    batches = math.ceil(chunks / batch_size)
+    distributed = batches > INLINE_MAP_MAX_BATCHES
+    top = asl["States"]
+    fixed = 2  # ExecutionStarted / ExecutionSucceeded|Failed
+    fixed += _task_events(top["Preprocess"]) + 2 + _task_events(top["Deliver"])
+    fixed += _task_events(top["RecordFailure"]) + 2
+    if distributed:
+        # The parent records the Map Run, not its items; each child is its own Express execution.
+        history = fixed + 6 + 2
+        state = 1024  # preprocess output without the batch list: ids, counts, keys
+        child = _iteration_events(top["EmbedBatchesDistributed"]["ItemProcessor"])
+    else:
+        per_item = _iteration_events(top["EmbedBatches"]["ItemProcessor"])
+        history = fixed + 4 + batches * per_item
+        result = len(json.dumps({"index": 99_999, "ok": False, "error": {"Error": "x" * 64}}))
+        state = batches * (_batch_entry_bytes() + result + MAX_ERROR_BYTES) + 1024
+        child = 0
+    return {
+        "batches": batches,
+        "distributed": int(distributed),
+        "history": history,
+        "state_bytes": state,
+        "child_history": child,
+    }
+
+
+def test_a_million_chunk_job_fits_the_step_functions_limits(asl: dict[str, Any]) -> None:
+    big = worst_case(asl, 1_000_000, DEFAULT_BATCH_SIZE)
+    assert big["distributed"] == 1
+    assert big["history"] < HISTORY_LIMIT
+    assert big["state_bytes"] < STATE_LIMIT
+    assert big["child_history"] < HISTORY_LIMIT
+
+
+def test_the_largest_inline_job_fits_too(asl: dict[str, Any]) -> None:
+    largest_inline = worst_case(
+        asl, INLINE_MAP_MAX_BATCHES * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE
+    )
+    assert largest_inline["distributed"] == 0
+    assert largest_inline["history"] < HISTORY_LIMIT, largest_inline
+    assert largest_inline["state_bytes"] < STATE_LIMIT, largest_inline
+    # ...and one more batch switches to the Distributed Map.
+    assert worst_case(asl, (INLINE_MAP_MAX_BATCHES + 1) * DEFAULT_BATCH_SIZE, 64)["distributed"]
+
+
+def test_the_history_model_counts_retries(asl: dict[str, Any]) -> None:
+    # Guard against a model that cannot fail: removing the retries must shrink the estimate.
+    stripped = json.loads(json.dumps(asl))
+    inline = stripped["States"]["EmbedBatches"]["ItemProcessor"]["States"]["InvokeEndpoint"]
+    inline["Retry"] = []
+    assert worst_case(stripped, 6400, 64)["history"] < worst_case(asl, 6400, 64)["history"]
