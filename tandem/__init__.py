@@ -1,0 +1,1 @@
+"""Tandem: developer/user package (CLI, local cloud)."""

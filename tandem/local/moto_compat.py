@@ -1,0 +1,83 @@
+"""Compatibility patches for moto 5.2.5's Step Functions interpreter (the only place we patch moto).
+
+Gaps measured with moto 5.2.5 (see docs/DESIGN §6):
+
+1. ``arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint`` fails with
+   ``Unknown service: 'sagemakerruntime'``: the aws-sdk task passes the Step Functions service
+   name straight to boto3, whose name is ``sagemaker-runtime``.  Its errors are also named after
+   the raw service name instead of Step Functions' ``SageMakerRuntime.*`` prefix.
+2. The aws-sdk task pushes the boto3 response as is; ``InvokeEndpoint``'s ``Body`` is a
+   ``StreamingBody`` that the interpreter cannot serialise.  Real Step Functions returns it as a
+   string.
+
+Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
+a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
+an unmodeled code (e.g. ``ThrottlingException``, raised by botocore as a plain ``ClientError``)
+becomes the service's generic ``SageMakerRuntime.SageMakerRuntimeException`` as in real Step
+Functions; both are in the state machine's Retry list.
+
+``apply()`` is idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_APPLIED_MARK = "_tandem_compat_applied"
+
+# Step Functions service name -> boto3 service name, for aws-sdk integrations.
+SFN_TO_BOTO_SERVICE = {"sagemakerruntime": "sagemaker-runtime"}
+# lower-cased Step Functions service name -> prefix used in error names.
+SERVICE_ERROR_NAMES = {"sagemakerruntime": "SageMakerRuntime"}
+
+
+def _read_streams(value: Any) -> Any:
+    from botocore.response import StreamingBody
+
+    if isinstance(value, StreamingBody):
+        data = value.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            return base64.b64encode(data).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _read_streams(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_read_streams(v) for v in value]
+    return value
+
+
+def apply() -> bool:
+    """Patch moto's aws-sdk task service. Returns True when it patched, False if already done."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    cls = aws_sdk.StateTaskServiceAwsSdk
+    if getattr(cls, _APPLIED_MARK, False):
+        return False
+
+    overrides = dict(cls._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES)
+    overrides.update(SFN_TO_BOTO_SERVICE)
+    cls._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = overrides
+    aws_sdk._SERVICE_ERROR_NAMES.update(SERVICE_ERROR_NAMES)
+
+    original_eval = cls._eval_service_task
+
+    def _eval_service_task(self, env, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_eval(self, env, *args, **kwargs)
+        env.stack[-1] = _read_streams(env.stack[-1])
+
+    cls._eval_service_task = _eval_service_task
+    setattr(cls, _APPLIED_MARK, True)
+    return True
+
+
+def is_applied() -> bool:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    return bool(getattr(aws_sdk.StateTaskServiceAwsSdk, _APPLIED_MARK, False))
