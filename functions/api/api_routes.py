@@ -1,0 +1,227 @@
+"""The api's routes: jobs, uploads, sync embeddings. Domain errors raise `TandemError`s;
+`handler.py` maps them to `{"error": {"code", "message"}}` responses in one place."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from tandem_common import aws
+from tandem_common.errors import (
+    EndpointError,
+    EndpointUnavailable,
+    InvalidRequest,
+    JobNotFound,
+    PayloadTooLarge,
+)
+from tandem_common.intake import JobIntake
+from tandem_common.jobs import JobStore, deterministic_job_id
+from tandem_common.models import (
+    TERMINAL_STATUSES,
+    Downloads,
+    EmbeddingItem,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbeddingsUsage,
+    JobAccepted,
+    JobCreate,
+    JobLinks,
+    JobRecord,
+    JobView,
+    Timings,
+    UploadRequest,
+    UploadTicket,
+)
+from tandem_common.normalise import normalise_text
+from tandem_common.observability import logger
+from tandem_common.settings import Settings, get_settings
+from tandem_common.storage import JobPaths, Storage, s3_uri
+from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens
+
+MAX_JOB_BODY_BYTES = 5 * 1024 * 1024
+MAX_EMBEDDINGS_BODY_BYTES = 1024 * 1024
+MAX_EMBEDDINGS_INPUTS = 256
+UPLOAD_URL_TTL_S = 900
+DOWNLOAD_URL_TTL_S = 3600
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+router = APIGatewayHttpRouter()
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: JobStore
+    storage: Storage
+    intake: JobIntake
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    settings = get_settings()
+    store = JobStore(settings.resources.jobs_table)
+    storage = Storage()
+    return Services(settings, store, storage, JobIntake(settings, store, storage))
+
+
+def body_limit_for(path: str) -> int:
+    return (
+        MAX_EMBEDDINGS_BODY_BYTES
+        if path.rstrip("/").endswith("/embeddings")
+        else MAX_JOB_BODY_BYTES
+    )
+
+
+def check_body_size(path: str, body: str | None) -> None:
+    """413 before any parsing: the HTTP API allows 10 MB, our routes far less."""
+    limit = body_limit_for(path)
+    if body is not None and len(body) > limit * 4 // 3 + 4:  # base64 bodies are 4/3 larger
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if body is not None and len(body.encode()) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+
+
+def _json(status: int, model: Any) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=model.model_dump(mode="json", exclude_none=False),
+    )
+
+
+def _job_link(job_id: str) -> JobLinks:
+    return JobLinks(self=f"/v1/jobs/{job_id}")
+
+
+@router.post(
+    "/v1/jobs", summary="Create an embedding job", responses={202: {"description": "queued"}}
+)
+def create_job(
+    request: Annotated[JobCreate, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
+) -> Response[Any]:
+    job_id = deterministic_job_id("api", idempotency_key) if idempotency_key else str(uuid.uuid4())
+    job = services().intake.submit(job_id, request, source="api")
+    logger.info("job accepted", extra={"job_id": job.job_id, "status": job.status})
+    return _json(202, JobAccepted(job_id=job.job_id, status=job.status, links=_job_link(job_id)))
+
+
+def _duration(job: JobRecord) -> float | None:
+    if not (job.started_at and job.finished_at):
+        return None
+    start = datetime.fromisoformat(job.started_at.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(job.finished_at.replace("Z", "+00:00"))
+    return round((end - start).total_seconds(), 3)
+
+
+def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
+    downloads = None
+    if job.status in TERMINAL_STATUSES and job.manifest_uri:
+        paths = JobPaths(bucket, job.job_id)
+
+        def url(rel: str) -> str:
+            return storage.presign_get(paths.uri(rel), DOWNLOAD_URL_TTL_S)
+
+        downloads = Downloads(
+            manifest=url(paths.result_manifest),
+            vectors_jsonl=url(paths.result_vectors_jsonl),
+            vectors_npy=url(paths.result_vectors_npy),
+            failures=url(paths.result_failures),
+        )
+    return JobView(
+        job_id=job.job_id,
+        status=job.status,
+        source=job.source,
+        options=job.options,
+        counts=job.counts,
+        timings=Timings(
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            duration_s=_duration(job),
+        ),
+        manifest_uri=job.manifest_uri,
+        downloads=downloads,
+        error=job.error,
+        failed_documents=job.failed_documents,
+        links=_job_link(job.job_id),
+    )
+
+
+@router.get("/v1/jobs/<job_id>", summary="Get a job's status and results")
+def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"job {job_id} not found") from None
+    svc = services()
+    job = svc.store.require(job_id)
+    return _json(200, job_view(job, svc.storage, svc.settings.resources.data_bucket))
+
+
+@router.post("/v1/uploads", summary="Get a presigned PUT URL for an inbox upload")
+def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[Any]:
+    name = request.filename
+    if not _SAFE_FILENAME.match(name) or ".." in name:
+        raise InvalidRequest("filename must be a plain file name: letters, digits, '.', '_', '-'")
+    svc = services()
+    uri = s3_uri(svc.settings.resources.data_bucket, f"inbox/{uuid.uuid4()}/{name}")
+    url = svc.storage.presign_put(uri, request.content_type, UPLOAD_URL_TTL_S)
+    ticket = UploadTicket(
+        upload_url=url,
+        s3_uri=uri,
+        expires_in=UPLOAD_URL_TTL_S,
+        headers={"Content-Type": request.content_type},
+    )
+    return _json(201, ticket)
+
+
+def invoke_endpoint_inline(endpoint_name: str, inputs: list[str]) -> dict[str, Any]:
+    """Synchronous inline call of the SageMaker endpoint."""
+    try:
+        out = aws.sagemaker_runtime().invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps({"inputs": inputs, "encoding": "float"}),
+        )
+    except Exception as exc:
+        code = aws.error_code(exc)
+        if code in {"ThrottlingException", "ServiceUnavailable", "ServiceUnavailableException"}:
+            raise EndpointUnavailable("the model endpoint is busy; retry later") from exc
+        if code:
+            raise EndpointError(f"the model endpoint failed: {code}") from exc
+        raise
+    result: dict[str, Any] = json.loads(out["Body"].read())
+    return result
+
+
+@router.post("/v1/embeddings", summary="OpenAI-compatible synchronous embeddings")
+def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]) -> Response[Any]:
+    inputs = [request.input] if isinstance(request.input, str) else request.input
+    if not inputs:
+        raise InvalidRequest("input must not be empty")
+    if len(inputs) > MAX_EMBEDDINGS_INPUTS:
+        raise PayloadTooLarge(f"at most {MAX_EMBEDDINGS_INPUTS} inputs per request")
+    if any(not text.strip() for text in inputs):
+        raise InvalidRequest("input strings must not be empty")
+    svc = services()
+    result = invoke_endpoint_inline(svc.settings.resources.endpoint_name, inputs)
+    outputs = result.get("outputs")
+    if not isinstance(outputs, list) or len(outputs) != len(inputs):
+        raise EndpointError("the model endpoint returned a malformed response")
+    tokens = sum(count_tokens(normalise_text(t)) + SPECIAL_TOKENS for t in inputs)
+    response = EmbeddingsResponse(
+        data=[EmbeddingItem(index=i, embedding=vec) for i, vec in enumerate(outputs)],
+        model=str(result.get("model") or request.model or "unknown"),
+        usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
+    return _json(200, response)

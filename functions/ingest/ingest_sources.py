@@ -1,0 +1,105 @@
+"""Turning S3 "Object Created" events and SQS messages into jobs, idempotently."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from pydantic import BaseModel
+from tandem_common import aws
+from tandem_common.intake import JobIntake
+from tandem_common.jobs import deterministic_job_id
+from tandem_common.models import JobCreate, JobSource, QueueMessage, Source
+from tandem_common.settings import Settings, get_settings
+from tandem_common.storage import s3_uri
+
+INBOX_PREFIX = "inbox/"
+
+
+class PoisonMessage(ValueError):
+    """A message that can never become a job (reported as a batch item failure)."""
+
+
+class Submission(BaseModel):
+    job_id: str
+    source: JobSource
+    request: JobCreate
+
+
+@dataclass(frozen=True)
+class Ingest:
+    settings: Settings
+    intake: JobIntake
+    idempotency_config: IdempotencyConfig
+
+
+@lru_cache(maxsize=1)
+def ingest() -> Ingest:
+    settings = get_settings()
+    return Ingest(
+        settings,
+        JobIntake(settings),
+        IdempotencyConfig(event_key_jmespath="job_id", raise_on_no_idempotency_key=True),
+    )
+
+
+def _submit(submission: Submission) -> dict[str, Any]:
+    job = ingest().intake.submit(submission.job_id, submission.request, submission.source)
+    return {"job_id": job.job_id, "status": job.status}
+
+
+@lru_cache(maxsize=1)
+def _idempotent_submit() -> Any:
+    """`_submit` behind Powertools idempotency on IDEMPOTENCY_TABLE (keyed by job id)."""
+    svc = ingest()
+    table = svc.settings.resources.idempotency_table
+    if not table:
+        return _submit
+    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.dynamodb())
+    return idempotent_function(
+        data_keyword_argument="submission",
+        persistence_store=store,
+        config=svc.idempotency_config,
+    )(_submit)
+
+
+def submit(submission: Submission) -> dict[str, Any]:
+    result: dict[str, Any] = _idempotent_submit()(submission=submission)
+    return result
+
+
+def submission_from_object_created(event: dict[str, Any]) -> Submission | None:
+    """EventBridge S3 "Object Created" → a job for `inbox/` keys of the data bucket; else None."""
+    parsed = S3EventNotificationEventBridgeModel.model_validate(event)
+    bucket, obj = parsed.detail.bucket.name, parsed.detail.object
+    if bucket != ingest().settings.resources.data_bucket or not obj.key.startswith(INBOX_PREFIX):
+        return None
+    if obj.key.endswith("/"):
+        return None  # a "folder" placeholder, not a document
+    revision = obj.version_id or obj.etag
+    job_id = deterministic_job_id("s3", f"{bucket}/{obj.key}@{revision}")
+    request = JobCreate(source=Source(s3_uri=s3_uri(bucket, obj.key)))
+    return Submission(job_id=job_id, source="s3", request=request)
+
+
+def submission_from_message(body: str, message_id: str) -> Submission:
+    """An SQS message body → a submission; anything unusable raises PoisonMessage."""
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise PoisonMessage(f"message body is not JSON: {exc.msg}") from exc
+    try:
+        message = QueueMessage.model_validate(payload)
+        request = message.as_job_create()
+    except ValueError as exc:
+        raise PoisonMessage(f"message is not a job request: {exc}") from exc
+    job_id = message.job_id or deterministic_job_id("sqs", message_id)
+    return Submission(job_id=job_id, source="sqs", request=request)

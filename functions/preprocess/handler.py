@@ -1,0 +1,29 @@
+"""Preprocess step: `{"job_id"}` → batch files in S3 → refs for the Map state."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from preprocess_job import preprocess_job
+from tandem_common.jobs import JobStore
+from tandem_common.models import ExecutionInput
+from tandem_common.observability import logger, traced
+from tandem_common.settings import get_settings
+from tandem_common.storage import Storage
+
+settings = get_settings()  # validated at cold start
+
+
+@lru_cache(maxsize=1)
+def job_store() -> JobStore:
+    return JobStore(settings.resources.jobs_table)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@traced
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ExecutionInput.model_validate(event)
+    result = preprocess_job(request.job_id, settings, job_store(), Storage())
+    return result.model_dump()
