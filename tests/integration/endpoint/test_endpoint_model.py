@@ -1,0 +1,133 @@
+"""The numpy backend through the real HTTP server against the committed sentence-transformers
+reference (tests/fixtures/reference), and the claim-check path against a moto S3 server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.integration
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "reference")
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[list[str], np.ndarray]:
+    with open(os.path.join(REFERENCE, "texts.json"), encoding="utf-8") as f:
+        texts = json.load(f)
+    embeddings = np.load(os.path.join(REFERENCE, "embeddings.npy"))
+    assert len(texts) >= 110 and embeddings.shape == (len(texts), 384)
+    return texts, embeddings
+
+
+def embed(url: str, texts: list[str], encoding: str = "float") -> np.ndarray:
+    rows = []
+    for start in range(0, len(texts), 40):
+        r = httpx.post(
+            f"{url}/invocations",
+            json={"inputs": texts[start : start + 40], "encoding": encoding},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["dims"] == 384 and body["model"] == "all-MiniLM-L6-v2"
+        if encoding == "float":
+            rows.extend(body["outputs"])
+        else:
+            dtype = "<f2" if encoding == "base64-f16" else "<f4"
+            rows.extend(np.frombuffer(base64.b64decode(s), dtype=dtype) for s in body["outputs"])
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_every_reference_text_matches_sentence_transformers(endpoint, reference) -> None:
+    texts, expected = reference
+    got = embed(endpoint.url, texts)
+    cosine = (got * expected).sum(axis=1) / np.linalg.norm(got, axis=1)
+    worst = int(np.argmin(cosine))
+    assert cosine.min() >= 0.999, f"text {worst} {texts[worst][:40]!r}: cosine {cosine[worst]}"
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_base64_f16_is_within_half_precision_tolerance(endpoint, reference) -> None:
+    texts, expected = reference
+    got = embed(endpoint.url, texts, encoding="base64-f16")
+    cosine = (got * expected).sum(axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() >= 0.999
+    assert np.abs(got - expected).max() < 2e-3
+
+
+def put_jsonl(s3, bucket: str, key: str, texts: list[str]) -> None:
+    lines = [json.dumps({"chunk_id": f"c{i}", "text": t}) for i, t in enumerate(texts)]
+    s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode())
+
+
+def test_claim_check_reads_jsonl_and_writes_npy_in_input_order(endpoint, s3, reference) -> None:
+    texts, expected = reference
+    s3.create_bucket(Bucket="tandem-data")
+    put_jsonl(s3, "tandem-data", "jobs/j1/batches/batch-00000.jsonl", texts[:64])
+    r = httpx.post(
+        f"{endpoint.url}/invocations",
+        json={
+            "inputs_uri": "s3://tandem-data/jobs/j1/batches/batch-00000.jsonl",
+            "outputs_uri": "s3://tandem-data/jobs/j1/outputs/batch-00000.npy",
+        },
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "count": 64,
+        "dims": 384,
+        "model": "all-MiniLM-L6-v2",
+        "outputs_uri": "s3://tandem-data/jobs/j1/outputs/batch-00000.npy",
+    }
+    obj = s3.get_object(Bucket="tandem-data", Key="jobs/j1/outputs/batch-00000.npy")
+    vectors = np.load(io.BytesIO(obj["Body"].read()))
+    assert vectors.dtype == np.float32 and vectors.shape == (64, 384)
+    assert ((vectors * expected[:64]).sum(axis=1)).min() >= 0.999
+
+
+def test_claim_check_missing_input_is_400_and_malformed_fault_writes_wrong_rows(
+    endpoint, s3
+) -> None:
+    s3.create_bucket(Bucket="tandem-faults")
+    missing = {
+        "inputs_uri": "s3://tandem-faults/nope.jsonl",
+        "outputs_uri": "s3://tandem-faults/o.npy",
+    }
+    r = httpx.post(f"{endpoint.url}/invocations", json=missing, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "input_not_found"
+
+    put_jsonl(s3, "tandem-faults", "in.jsonl", ["one", "two", "three"])
+    httpx.post(f"{endpoint.url}/faults", json={"malformed": 1})
+    body = {"inputs_uri": "s3://tandem-faults/in.jsonl", "outputs_uri": "s3://tandem-faults/o.npy"}
+    r = httpx.post(f"{endpoint.url}/invocations", json=body, timeout=30)
+    assert r.status_code == 200 and r.json()["count"] == 3
+    obj = s3.get_object(Bucket="tandem-faults", Key="o.npy")
+    assert np.load(io.BytesIO(obj["Body"].read())).shape[0] != 3
+
+
+def test_boto3_runtime_client_against_the_real_model(endpoint) -> None:
+    client = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+    response = client.invoke_endpoint(
+        EndpointName="tandem", Body=json.dumps({"inputs": ["hi"]}), ContentType="application/json"
+    )
+    assert len(json.loads(response["Body"].read())["outputs"][0]) == 384
+    with pytest.raises(ClientError) as caught:
+        client.invoke_endpoint(EndpointName="tandem", Body=b'{"inputs": []}')
+    assert caught.value.response["Error"]["Code"] == "ModelError"
