@@ -81,3 +81,37 @@ def is_applied() -> bool:
     )
 
     return bool(getattr(aws_sdk.StateTaskServiceAwsSdk, _APPLIED_MARK, False))
+
+
+def adapt_definition(definition: str) -> tuple[str, list[str]]:
+    """Rewrite the parts of an ASL definition that moto 5.2.5's parser rejects.
+
+    Returns (definition, notes). Only fields moto's grammar cannot parse are changed:
+    - ``ToleratedFailurePercentage`` on a Distributed Map (a syntax error in moto's grammar): dropped;
+      our Map children catch every error themselves, so no child fails and the value is moot.
+    - ``ProcessorConfig.ExecutionType: EXPRESS`` (moto only accepts STANDARD): children run as
+      STANDARD locally; the semantics that matter here (the children's states) are the same.
+    """
+    import json
+
+    doc = json.loads(definition)
+    notes: list[str] = []
+
+    def walk(states: dict[str, Any], path: str) -> None:
+        for name, state in states.items():
+            if state.get("Type") == "Map":
+                if "ToleratedFailurePercentage" in state:
+                    state.pop("ToleratedFailurePercentage")
+                    notes.append(f"{path}{name}: dropped ToleratedFailurePercentage")
+                proc = state.get("ItemProcessor") or state.get("Iterator") or {}
+                cfg = proc.get("ProcessorConfig", {})
+                if cfg.get("ExecutionType") == "EXPRESS":
+                    cfg["ExecutionType"] = "STANDARD"
+                    notes.append(f"{path}{name}: ExecutionType EXPRESS -> STANDARD")
+                walk(proc.get("States", {}), f"{path}{name}/")
+            if state.get("Type") == "Parallel":
+                for i, br in enumerate(state.get("Branches", [])):
+                    walk(br.get("States", {}), f"{path}{name}[{i}]/")
+
+    walk(doc.get("States", {}), "")
+    return json.dumps(doc), notes

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tandem.local import moto_compat
+
 log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
@@ -429,13 +431,16 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
             )["Role"]["Arn"]
         props = tpl.props(lid)
         name = tpl.physical_name(lid)
+        definition, notes = moto_compat.adapt_definition(tpl.state_machine_definition(lid))
+        for note in notes:
+            log.info("state machine %s adapted for moto: %s", name, note)
         arn = sfn.create_state_machine(
             name=name,
-            definition=tpl.state_machine_definition(lid),
+            definition=definition,
             roleArn=role_arn,
             type=props.get("Type", "STANDARD"),
         )["stateMachineArn"]
-        created[lid] = {"type": "AWS::Serverless::StateMachine", "name": name, "arn": arn}
+        created[lid] = {"type": "AWS::Serverless::StateMachine", "name": name, "arn": arn, "adapted": notes}
 
     for lid, spec in tpl.functions().items():
         created[lid] = {"type": "AWS::Serverless::Function", "name": spec.name, "arn": spec.arn}

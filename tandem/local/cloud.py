@@ -1,0 +1,372 @@
+"""LocalCloud: the whole pipeline on one machine, built from template.yaml (see DESIGN §6).
+
+Start order: in-process moto (`mock_aws`, real ASL interpreter) -> ThreadedMotoServer on a free
+port (same state) -> moto compat patches -> the template's resources -> the local Lambda
+service -> the real endpoint server (subprocess) -> the local HTTP API -> S3/SQS pollers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tandem.local import moto_compat
+from tandem.local.event_sources import S3EventBridgePoller, SqsPoller
+from tandem.local.http_api import LocalHttpApi, routes_from_functions
+from tandem.local.lambda_service import REPO_ROOT, LambdaService
+from tandem.local.template import LocalTemplate, create_resources
+
+log = logging.getLogger(__name__)
+
+TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED"}
+FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        template: str | Path = REPO_ROOT / "template.yaml",
+        stack_name: str = "tandem",
+        api_port: int = 0,
+        log_dir: str | Path | None = None,
+        parameter_overrides: dict[str, str] | None = None,
+        start_endpoint: bool = True,
+        endpoint_ready_timeout: float = 300.0,
+        endpoint_args: list[str] | None = None,
+        max_workers: int = 4,
+        sqs_visibility_timeout: int = 2,
+        extra_function_env: dict[str, str] | None = None,
+    ) -> None:
+        self.template = LocalTemplate(template, stack_name=stack_name, overrides=parameter_overrides)
+        self.region = self.template.region
+        self.api_port = api_port
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        self.log_dir = Path(log_dir) if log_dir else REPO_ROOT / ".tandem" / "sessions" / stamp
+        self.start_endpoint = start_endpoint
+        self.endpoint_ready_timeout = endpoint_ready_timeout
+        self.endpoint_args = endpoint_args or []
+        self.max_workers = max_workers
+        self.sqs_visibility_timeout = sqs_visibility_timeout
+        self.extra_function_env = extra_function_env or {}
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.functions = self.template.functions()
+        self.moto_url = ""
+        self.endpoint_url = ""
+        self.lambda_url = ""
+        self.api_url = ""
+        self._mock: Any = None
+        self._moto_server: Any = None
+        self._lambda: LambdaService | None = None
+        self._api: LocalHttpApi | None = None
+        self._endpoint: subprocess.Popen[bytes] | None = None
+        self._pollers: list[Any] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._endpoint_log: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalCloud:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _setenv(self, key: str, value: str) -> None:
+        if key not in self._saved_env:
+            self._saved_env[key] = os.environ.get(key)
+        os.environ[key] = value
+
+    def start(self) -> LocalCloud:
+        from moto import mock_aws
+        from moto.server import ThreadedMotoServer
+
+        t0 = time.monotonic()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server access log
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for k, v in {**FAKE_CREDS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}.items():
+            self._setenv(k, v)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        moto_port = free_port()
+        self._moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto_server.start()
+        self.moto_url = f"http://127.0.0.1:{moto_port}"
+        moto_compat.apply()
+
+        import boto3
+
+        self.resources = create_resources(
+            self.template, boto3.Session(region_name=self.region), local_queue_visibility=self.sqs_visibility_timeout
+        )
+        self.endpoint_port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}"
+
+        self._lambda = LambdaService(self.functions, self._function_env, self.log_dir, max_workers=self.max_workers)
+        self._lambda.start()
+        self.lambda_url = self._lambda.url
+        # the in-process interpreter's boto3 clients: Lambda tasks -> our service, endpoint -> server
+        self._setenv("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url)
+        self._setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", self.endpoint_url)
+
+        if self.start_endpoint:
+            self._start_endpoint()
+
+        self._api = LocalHttpApi(self._lambda, routes_from_functions(self.functions), port=self.api_port)
+        self._api.start()
+        self.api_url = self._api.url
+        self._start_pollers()
+        self.startup_s = time.monotonic() - t0
+        (self.log_dir / "session.json").write_text(json.dumps(self.describe(), indent=2))
+        return self
+
+    def _function_env(self, spec: Any) -> dict[str, str]:
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+        env.update(spec.environment)
+        env.update(FAKE_CREDS)
+        env.update({
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "ALLOW_PRIVATE_WEBHOOKS": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": os.pathsep.join([str(spec.code_dir), *map(str, spec.layer_dirs), str(REPO_ROOT)]),
+            "TANDEM_WORKER_ROOT": str(REPO_ROOT),
+        })
+        env.update(self.extra_function_env)
+        return env
+
+    def _start_endpoint(self) -> None:
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+        env.update(FAKE_CREDS)
+        env.update({
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "PYTHONPATH": str(REPO_ROOT / "endpoint"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        self._endpoint_log = open(self.log_dir / "endpoint.log", "ab")  # noqa: SIM115 - closed in close()
+        cmd = [sys.executable, "-m", "tandem_endpoint", "--host", "127.0.0.1", "--port", str(self.endpoint_port),
+               "--enable-fault-injection", *self.endpoint_args]
+        self._endpoint = subprocess.Popen(
+            cmd, cwd=str(REPO_ROOT), env=env, stdout=self._endpoint_log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.endpoint_ready_timeout
+        while time.monotonic() < deadline:
+            if self._endpoint.poll() is not None:
+                raise RuntimeError(f"endpoint exited with {self._endpoint.returncode}; see {self.log_dir / 'endpoint.log'}")
+            try:
+                with urllib.request.urlopen(self.endpoint_url + "/ping", timeout=5) as r:  # noqa: S310
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"endpoint not ready after {self.endpoint_ready_timeout}s")
+
+    def _start_pollers(self) -> None:
+        import boto3
+
+        s3 = boto3.client("s3", region_name=self.region)
+        sqs = boto3.client("sqs", region_name=self.region)
+        assert self._lambda is not None
+        invoke = self._lambda.invoke
+        buckets = [r["name"] for r in self.resources.values() if r["type"] == "AWS::S3::Bucket" and r.get("eventbridge")]
+        rules = []
+        for spec in self.functions.values():
+            for ev in spec.events:
+                if ev.type == "EventBridgeRule":
+                    rules.append((spec.name, ev.properties["Pattern"]))
+                elif ev.type == "SQS":
+                    q = next(r for r in self.resources.values() if r.get("arn") == ev.properties["Queue"])
+                    self._pollers.append(SqsPoller(
+                        sqs, q["url"], q["arn"], spec.name, invoke,
+                        batch_size=int(ev.properties.get("BatchSize", 10)),
+                        report_batch_item_failures="ReportBatchItemFailures" in (ev.properties.get("FunctionResponseTypes") or []),
+                        region=self.region,
+                    ))
+        if buckets and rules:
+            self._pollers.append(S3EventBridgePoller(s3, buckets, rules, invoke))
+        for p in self._pollers:
+            p.start()
+
+    def close(self) -> None:
+        for p in self._pollers:
+            p.stop()
+        self._pollers = []
+        if self._api:
+            self._api.close()
+            self._api = None
+        if self._endpoint and self._endpoint.poll() is None:
+            try:
+                os.killpg(self._endpoint.pid, signal.SIGTERM)
+                self._endpoint.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self._endpoint.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._endpoint.wait(timeout=10)
+        self._endpoint = None
+        if self._endpoint_log:
+            self._endpoint_log.close()
+            self._endpoint_log = None
+        if self._lambda:
+            self._lambda.close()
+            self._lambda = None
+        if self._moto_server:
+            self._moto_server.stop()
+            self._moto_server = None
+        if self._mock:
+            self._mock.stop()
+            self._mock = None
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_env = {}
+
+    # ------------------------------------------------------------------ access
+    def name_of(self, logical_id: str) -> str:
+        return str(self.resources[logical_id]["name"])
+
+    @property
+    def bucket(self) -> str:
+        return self.name_of("DataBucket")
+
+    @property
+    def jobs_table(self) -> str:
+        return self.name_of("JobsTable")
+
+    @property
+    def queue_url(self) -> str:
+        return str(self.resources["JobQueue"]["url"])
+
+    @property
+    def dlq_url(self) -> str:
+        return str(self.resources["JobDeadLetterQueue"]["url"])
+
+    @property
+    def state_machine_arn(self) -> str:
+        return str(self.resources["PipelineStateMachine"]["arn"])
+
+    @property
+    def lambda_service(self) -> LambdaService:
+        assert self._lambda is not None
+        return self._lambda
+
+    def client(self, service: str) -> Any:
+        """A boto3 client bound to the moto server (or the Lambda service / endpoint)."""
+        import boto3
+
+        url = {"lambda": self.lambda_url, "sagemaker-runtime": self.endpoint_url}.get(service, self.moto_url)
+        return boto3.client(service, region_name=self.region, endpoint_url=url,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "lambda_url": self.lambda_url,
+            "moto_url": self.moto_url,
+            "endpoint_url": self.endpoint_url,
+            "log_dir": str(self.log_dir),
+            "resources": self.resources,
+            "skipped": self.template.skipped(),
+        }
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = self.client("dynamodb").get_item(TableName=self.jobs_table, Key={"job_id": {"S": job_id}},
+                                                ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        d = TypeDeserializer()
+        return _plain({k: d.deserialize(v) for k, v in item.items()})
+
+    def execution_status(self, job_id: str) -> str | None:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        try:
+            return str(self.client("stepfunctions").describe_execution(executionArn=arn)["status"])
+        except Exception:  # noqa: BLE001 - not started (yet)
+            return None
+
+    def wait_for_job(self, job_id: str, timeout: float = 180.0, interval: float = 0.5) -> dict[str, Any]:
+        """Wait until the job is terminal AND its execution has ended; return the job item."""
+        deadline = time.monotonic() + timeout
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job and job.get("status") in TERMINAL and self.execution_status(job_id) not in ("RUNNING",):
+                return job
+            time.sleep(interval)
+        raise TimeoutError(f"job {job_id} not terminal after {timeout}s: {job and job.get('status')}")
+
+    def running_executions(self) -> int:
+        sfn = self.client("stepfunctions")
+        return len(sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"])
+
+    def endpoint_metrics(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.endpoint_url + "/metrics", timeout=10) as r:  # noqa: S310
+            return dict(json.loads(r.read()))
+
+    def drain(self, timeout: float = 120.0) -> None:
+        """Wait until no execution runs and the endpoint has nothing in flight."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running_executions() == 0 and self.endpoint_metrics().get("in_flight", 0) == 0:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("local cloud did not drain")
+
+    def set_faults(self, plan: dict[str, Any] | None) -> dict[str, Any]:
+        method = "DELETE" if plan is None else "POST"
+        data = None if plan is None else json.dumps(plan).encode()
+        req = urllib.request.Request(self.endpoint_url + "/faults", data=data, method=method,  # noqa: S310
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+            return dict(json.loads(r.read() or b"{}"))
+
+
+def _plain(v: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return int(v) if v == int(v) else float(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list | set):
+        return [_plain(x) for x in v]
+    return v

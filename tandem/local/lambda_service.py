@@ -1,0 +1,326 @@
+"""A local Lambda service speaking the Lambda Invoke HTTP API (like `sam local start-lambda`).
+
+`POST /2015-03-31/functions/{name | logical id | url-encoded ARN}/invocations`, with
+`X-Amz-Invocation-Type` RequestResponse (default), Event (202, runs in the background) or
+DryRun (204).  Each function runs in warm worker processes (`tandem.local.lambda_worker`), up
+to `max_workers` per function, spawned lazily, killed and respawned on timeout.
+Function errors are Lambda-shaped: 200 + `X-Amz-Function-Error: Unhandled` +
+`{"errorType", "errorMessage", "stackTrace"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+from tandem.local.template import FunctionSpec
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+
+
+@dataclass
+class InvokeResult:
+    payload: Any
+    error_type: str | None = None  # set => function error (Unhandled)
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+
+class _Worker:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_file: IO[bytes]) -> None:
+        self.spec = spec
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tandem.local.lambda_worker", spec.handler],
+            cwd=str(spec.code_dir),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+        self._buf = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one request; None on timeout (the caller kills the worker)."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise EOFError("worker exited")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+
+
+class _Pool:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path, max_workers: int) -> None:
+        self.spec = spec
+        self.env = env
+        self.max_workers = max_workers
+        self.log_file = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.idle: list[_Worker] = []
+        self.count = 0
+        self.cond = threading.Condition()
+        self.closed = False
+
+    def acquire(self) -> _Worker:
+        with self.cond:
+            while True:
+                if self.closed:
+                    raise RuntimeError("function pool closed")
+                while self.idle:
+                    w = self.idle.pop()
+                    if w.alive():
+                        return w
+                    self.count -= 1
+                    w.kill()
+                if self.count < self.max_workers:
+                    self.count += 1
+                    break
+                self.cond.wait()
+        try:
+            return _Worker(self.spec, self.env, self.log_file)
+        except Exception:
+            with self.cond:
+                self.count -= 1
+                self.cond.notify()
+            raise
+
+    def release(self, w: _Worker, discard: bool = False) -> None:
+        with self.cond:
+            if discard or self.closed or not w.alive():
+                self.count -= 1
+                w.kill()
+            else:
+                self.idle.append(w)
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            idle, self.idle = self.idle, []
+            self.cond.notify_all()
+        for w in idle:
+            w.kill()
+        self.log_file.close()
+
+
+class LambdaService:
+    def __init__(
+        self,
+        functions: dict[str, FunctionSpec],
+        env_for: Callable[[FunctionSpec], dict[str, str]],
+        log_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_workers: int = 4,
+    ) -> None:
+        self.functions = {spec.name: spec for spec in functions.values()}
+        self._aliases: dict[str, str] = {}
+        for lid, spec in functions.items():
+            self._aliases[lid] = spec.name
+            self._aliases[spec.name] = spec.name
+            self._aliases[spec.arn] = spec.name
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._pools = {
+            spec.name: _Pool(spec, env_for(spec), self.log_dir / f"{spec.name}.log", max_workers)
+            for spec in functions.values()
+        }
+        self._background: list[threading.Thread] = []
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug("lambda service: " + format, *args)
+
+            def do_POST(self) -> None:  # noqa: N802
+                service._handle(self)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="lambda-service", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LambdaService:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        for p in self._pools.values():
+            p.close()
+
+    # ------------------------------------------------------------------ API
+    def resolve_name(self, name_or_arn: str) -> str | None:
+        key = urllib.parse.unquote(name_or_arn)
+        if key in self._aliases:
+            return self._aliases[key]
+        # qualified ARN / name (":$LATEST")
+        base, _, qual = key.rpartition(":")
+        if base and qual in ("$LATEST", "live") and base in self._aliases:
+            return self._aliases[base]
+        return None
+
+    def invoke(self, name: str, event: Any) -> InvokeResult:
+        """Invoke synchronously in a warm worker (blocks up to the function's Timeout)."""
+        resolved = self.resolve_name(name)
+        if resolved is None:
+            raise KeyError(name)
+        spec = self.functions[resolved]
+        pool = self._pools[resolved]
+        request_id = str(uuid.uuid4())
+        worker = pool.acquire()
+        started = time.time()
+        request = {
+            "event": event,
+            "request_id": request_id,
+            "deadline_ms": int((started + spec.timeout) * 1000),
+            "function_name": spec.name,
+            "function_arn": spec.arn,
+            "memory": spec.memory,
+        }
+        try:
+            reply = worker.call(request, timeout=spec.timeout)
+        except (EOFError, OSError, ValueError) as e:
+            pool.release(worker, discard=True)
+            pool.log_file.write(f"[local-lambda] {request_id} worker died: {type(e).__name__}\n".encode())
+            pool.log_file.flush()
+            return InvokeResult(
+                {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: Runtime exited"},
+                "Unhandled",
+            )
+        pool.release(worker, discard=reply is None)
+        if reply is None:
+            pool.log_file.write(f"[local-lambda] {request_id} timed out after {spec.timeout}s; worker killed\n".encode())
+            pool.log_file.flush()
+            return InvokeResult(
+                {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
+                },
+                "Unhandled",
+            )
+        pool.log_file.write(
+            f"[local-lambda] {request_id} {'ok' if reply.get('ok') else 'error ' + str(reply.get('errorType'))}"
+            f" {1000 * (time.time() - started):.0f} ms\n".encode()
+        )
+        pool.log_file.flush()
+        if reply.get("ok"):
+            return InvokeResult(reply.get("result"))
+        return InvokeResult(
+            {k: reply.get(k) for k in ("errorType", "errorMessage", "stackTrace")}, "Unhandled"
+        )
+
+    def invoke_async(self, name: str, event: Any) -> None:
+        t = threading.Thread(target=self._invoke_quiet, args=(name, event), daemon=True)
+        t.start()
+
+    def _invoke_quiet(self, name: str, event: Any) -> None:
+        try:
+            self.invoke(name, event)
+        except Exception:
+            log.exception("async invoke of %s failed", name)
+
+    # ------------------------------------------------------------------ HTTP
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        parts = h.path.split("?", 1)[0].split("/")
+        # ['', '2015-03-31', 'functions', NAME, 'invocations']
+        if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
+            self._send(h, 404, {"Type": "User", "message": f"Unknown path {h.path}"},
+                       {"x-amzn-ErrorType": "UnknownOperationException"})
+            return
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        name = self.resolve_name(parts[3])
+        if name is None:
+            self._send(h, 404, {"Type": "User", "Message": f"Function not found: {urllib.parse.unquote(parts[3])}"},
+                       {"x-amzn-ErrorType": "ResourceNotFoundException"})
+            return
+        if len(raw) > MAX_SYNC_PAYLOAD:
+            self._send(h, 413, {"Type": "User", "message": "Request must be smaller than 6291456 bytes"},
+                       {"x-amzn-ErrorType": "RequestTooLargeException"})
+            return
+        try:
+            event = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            self._send(h, 400, {"Type": "User", "message": "Could not parse request body into json"},
+                       {"x-amzn-ErrorType": "InvalidRequestContentException"})
+            return
+        itype = h.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if itype == "DryRun":
+            self._send(h, 204, None, {})
+            return
+        if itype == "Event":
+            self.invoke_async(name, event)
+            self._send(h, 202, None, {})
+            return
+        result = self.invoke(name, event)
+        headers = {"X-Amz-Executed-Version": "$LATEST"}
+        if result.error_type:
+            headers["X-Amz-Function-Error"] = result.error_type
+        self._send(h, 200, result.payload, headers)
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]) -> None:
+        body = b"" if payload is None and status in (202, 204) else json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        if body:
+            h.wfile.write(body)
