@@ -60,6 +60,14 @@ def validate_webhook_url(url: str, allow_private: bool = False) -> None:
     if allow_private:
         return
     try:
+        literal = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if _address_refused(literal):
+            raise WebhookRefused("webhook_url points at a private or reserved address")
+        return
+    try:
         infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise WebhookRefused(f"webhook host does not resolve: {parts.hostname}") from exc

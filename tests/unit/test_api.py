@@ -1,0 +1,228 @@
+"""api handler through its events/api files, against moto."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+from typing import Any
+
+import boto3
+import pytest
+from conftest import BUCKET, job_item, s3_jsonl
+from tandem_common import aws
+from tandem_common.jobs import deterministic_job_id
+
+
+@pytest.fixture
+def api(cloud: None, load_handler: Any, lambda_context: Any) -> Any:
+    module = load_handler("api")
+
+    def call(event: dict[str, Any]) -> tuple[int, Any]:
+        response = module.lambda_handler(event, lambda_context)
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode()
+        ctype = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get(
+            "content-type", ""
+        )
+        return response["statusCode"], json.loads(body) if "json" in ctype else body
+
+    return call
+
+
+def test_create_inline_job_writes_input_queues_job_and_starts_execution(
+    api: Any, event: Any
+) -> None:
+    # Given an inline job request with an Idempotency-Key
+    # When it is posted
+    status, body = api(event("api", "create_job_inline"))
+    # Then it is accepted with the deterministic id, input written, job QUEUED, execution started
+    job_id = deterministic_job_id("api", "demo-key-1")
+    assert status == 202
+    assert body == {"job_id": job_id, "status": "QUEUED", "links": {"self": f"/v1/jobs/{job_id}"}}
+    rows = s3_jsonl(f"jobs/{job_id}/input/documents.jsonl")
+    assert [r["id"] for r in rows] == ["doc-1", "doc-2"]
+    item = job_item(job_id)
+    assert item is not None
+    assert item["status"] == "QUEUED" and item["source"] == "api"
+    assert item["options"] == {"chunk_tokens": 64, "chunk_overlap": 8, "batch_size": 16}
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
+    )["executions"]
+    assert [e["name"] for e in executions] == [job_id]
+    assert item["execution_arn"] == executions[0]["executionArn"]
+
+
+def test_idempotency_key_repeat_returns_same_job_and_one_execution(api: Any, event: Any) -> None:
+    first = api(event("api", "create_job_inline"))
+    second = api(event("api", "create_job_inline"))
+    assert first == second
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
+    )["executions"]
+    assert len(executions) == 1
+
+
+def test_create_job_from_source_in_data_bucket(api: Any, event: Any) -> None:
+    status, body = api(event("api", "create_job_source"))
+    assert status == 202
+    item = job_item(body["job_id"])
+    assert item is not None and item["input_uri"] == f"s3://{BUCKET}/inbox/upload-1/docs.jsonl"
+    assert item["options"] == {"chunk_tokens": 256, "chunk_overlap": 32, "batch_size": 64}
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [
+        ("create_job_malformed_json", 400, "malformed_json"),
+        ("create_job_missing_field", 422, "validation_error"),
+        ("create_job_wrong_types", 422, "validation_error"),
+        ("create_job_foreign_bucket", 422, "invalid_request"),
+        ("create_job_private_webhook", 422, "webhook_refused"),
+        ("create_job_http_webhook", 422, "webhook_refused"),
+        ("get_job_unknown", 404, "not_found"),
+        ("get_job_not_uuid", 404, "not_found"),
+        ("unknown_route", 404, "not_found"),
+        ("create_upload_traversal", 422, "invalid_request"),
+        ("embeddings_too_many_inputs", 413, "payload_too_large"),
+        ("embeddings_oversized", 413, "payload_too_large"),
+        ("embeddings_empty_input", 422, "invalid_request"),
+    ],
+)
+def test_bad_requests_get_a_clear_error(
+    api: Any, event: Any, name: str, status: int, code: str
+) -> None:
+    got_status, body = api(event("api", name))
+    assert got_status == status
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_bad_job_requests_leave_no_state(api: Any, event: Any) -> None:
+    for name in (
+        "create_job_malformed_json",
+        "create_job_private_webhook",
+        "create_job_foreign_bucket",
+    ):
+        api(event("api", name))
+    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 0
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+
+
+def test_oversized_job_body_is_413(api: Any, event: Any) -> None:
+    e = event("api", "create_job_inline")
+    e["body"] = json.dumps({"documents": [{"id": "big", "text": "x" * (6 * 1024 * 1024)}]})
+    status, body = api(e)
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+
+
+def _get(event: Any, job_id: str) -> dict[str, Any]:
+    ev = event("api", "get_job")
+    ev["rawPath"] = ev["requestContext"]["http"]["path"] = f"/v1/jobs/{job_id}"
+    return ev
+
+
+def test_get_job_hides_secret_and_lists_downloads_when_finished(
+    api: Any, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tandem_common.jobs import JobStore
+    from tandem_common.models import Counts
+
+    # Given a job with a webhook to a public host (DNS answered by a stub)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.215.14", 443))]
+    )
+    e = event("api", "create_job_inline")
+    e["body"] = json.dumps(
+        {
+            "documents": [{"id": "a", "text": "hello"}],
+            "options": {"webhook_url": "https://hooks.example.com/x", "webhook_secret": "x" * 20},
+        }
+    )
+    _, accepted = api(e)
+    job_id = accepted["job_id"]
+    # When it is read while queued
+    status, body = api(_get(event, job_id))
+    # Then there are no downloads and never the secret
+    assert status == 200 and body["status"] == "QUEUED" and body["downloads"] is None
+    assert "webhook_secret" not in json.dumps(body) and "x" * 20 not in json.dumps(body)
+
+    # When it has finished
+    store = JobStore("tandem-jobs")
+    store.mark_running(job_id)
+    manifest = f"s3://{BUCKET}/jobs/{job_id}/result/manifest.json"
+    store.finish(job_id, "SUCCEEDED", Counts(documents=1, chunks=1, embedded=1), manifest, [])
+    status, body = api(_get(event, job_id))
+    # Then counts, timings and presigned downloads are there
+    assert status == 200 and body["status"] == "SUCCEEDED"
+    assert body["counts"] == {"documents": 1, "chunks": 1, "embedded": 1, "failed": 0}
+    assert body["manifest_uri"] == manifest
+    assert f"jobs/{job_id}/result/vectors.npy" in body["downloads"]["vectors_npy"]
+    assert "X-Amz-Signature" in body["downloads"]["manifest"]
+    assert body["timings"]["duration_s"] is not None
+
+
+def test_upload_gives_presigned_put_into_inbox(api: Any, event: Any) -> None:
+    status, body = api(event("api", "create_upload"))
+    assert status == 201
+    assert body["method"] == "PUT"
+    assert body["s3_uri"].startswith(f"s3://{BUCKET}/inbox/") and body["s3_uri"].endswith(
+        "/docs.jsonl"
+    )
+    assert "X-Amz-Signature" in body["upload_url"]
+
+
+class FakeRuntime:
+    """sagemaker-runtime stand-in answering like the endpoint's inline contract."""
+
+    def __init__(self, error_code: str | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.error_code = error_code
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls.append(kwargs)
+        if self.error_code:
+            raise ClientError(
+                {"Error": {"Code": self.error_code, "Message": "x"}}, "InvokeEndpoint"
+            )
+        inputs = json.loads(kwargs["Body"])["inputs"]
+        out = {
+            "outputs": [[0.1 * i, 0.2, 0.3] for i in range(len(inputs))],
+            "model": "all-MiniLM-L6-v2",
+            "dims": 3,
+            "encoding": "float",
+        }
+        return {"Body": io.BytesIO(json.dumps(out).encode())}
+
+
+def test_embeddings_openai_shape(api: Any, event: Any) -> None:
+    runtime = FakeRuntime()
+    aws.set_client("sagemaker-runtime", runtime)
+    status, body = api(event("api", "embeddings"))
+    assert status == 200
+    assert body["object"] == "list" and body["model"] == "all-MiniLM-L6-v2"
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    assert all(d["object"] == "embedding" and len(d["embedding"]) == 3 for d in body["data"])
+    # "hello world" = 2 tokens + 2 specials; "semantic search" = 2 + 2
+    assert body["usage"] == {"prompt_tokens": 8, "total_tokens": 8}
+    assert runtime.calls[0]["EndpointName"] == "tandem-embed"
+    assert json.loads(runtime.calls[0]["Body"])["inputs"] == ["hello world", "semantic search"]
+
+
+@pytest.mark.parametrize(("code", "status"), [("ThrottlingException", 503), ("ModelError", 502)])
+def test_embeddings_endpoint_errors(api: Any, event: Any, code: str, status: int) -> None:
+    aws.set_client("sagemaker-runtime", FakeRuntime(code))
+    got, body = api(event("api", "embeddings"))
+    assert got == status and body["error"]["code"] in {"endpoint_unavailable", "endpoint_error"}
+
+
+def test_openapi_and_swagger(api: Any, event: Any) -> None:
+    status, spec = api(event("api", "openapi"))
+    assert status == 200
+    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/embeddings"} <= set(spec["paths"])
+    status, html = api(event("api", "docs"))
+    assert status == 200 and "swagger" in str(html).lower()
