@@ -52,7 +52,7 @@ ENV = {
 
 @pytest.fixture(autouse=True)
 def function_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in list(ENV) + ["AWS_ENDPOINT_URL", "AWS_PROFILE"]:
+    for key in [*ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]:
         monkeypatch.delenv(key, raising=False)
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)

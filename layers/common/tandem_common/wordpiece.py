@@ -67,7 +67,7 @@ def basic_tokens(text: str) -> list[str]:
             chars.append(ch)
     out: list[str] = []
     for word in "".join(chars).split():
-        word = unicodedata.normalize("NFD", word.lower())
+        word = unicodedata.normalize("NFD", "".join(c.lower() for c in word))  # no final-sigma rule
         word = "".join(c for c in word if unicodedata.category(c) != "Mn")
         current: list[str] = []
         for ch in word:

@@ -1,0 +1,421 @@
+"""ingest, preprocess, deliver and fail handlers through their events/ files, against moto."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from conftest import BUCKET, fake_endpoint_run, job_item, s3_json, s3_jsonl, s3_keys
+from tandem_common.jobs import JobStore, deterministic_job_id
+from tandem_common.models import JobCreate, Source
+from tandem_common.settings import get_settings
+
+JOB = "0b9e6d3c-5f1a-4c2e-9a7b-1d2e3f405162"
+SFN = "arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
+
+
+def put(key: str, data: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=data)
+
+
+def executions() -> list[str]:
+    out = boto3.client("stepfunctions").list_executions(stateMachineArn=SFN)["executions"]
+    return sorted(e["name"] for e in out)
+
+
+def queued_job(job_id: str, key: str, data: bytes, **options: Any) -> None:
+    """Given: an input object and a QUEUED job for it (as ingest would leave it)."""
+    from tandem_common.intake import JobIntake
+
+    put(key, data)
+    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=options)
+    JobIntake(get_settings()).submit(job_id, request, "s3")
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+def test_s3_object_created_and_its_duplicate_make_one_job(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    ingest = load_handler("ingest")
+    first = ingest.lambda_handler(event("ingest", "s3_object_created"), lambda_context)
+    again = ingest.lambda_handler(event("ingest", "s3_object_created_duplicate"), lambda_context)
+    assert first == again
+    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 1
+    assert executions() == [first["job_id"]]
+    item = job_item(first["job_id"])
+    assert item is not None and item["source"] == "s3"
+    assert item["input_uri"] == f"s3://{BUCKET}/inbox/upload-1/docs.jsonl"
+
+
+def test_duplicate_s3_event_without_idempotency_table_still_one_job(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any, monkeypatch: Any
+) -> None:
+    # the conditional put and the execution name alone also hold
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "")
+    get_settings.cache_clear()
+    ingest = load_handler("ingest")
+    ingest.lambda_handler(event("ingest", "s3_object_created"), lambda_context)
+    ingest.lambda_handler(event("ingest", "s3_object_created_duplicate"), lambda_context)
+    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 1
+    assert len(executions()) == 1
+
+
+def test_object_outside_inbox_is_ignored(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    ingest = load_handler("ingest")
+    assert ingest.lambda_handler(event("ingest", "s3_object_outside_inbox"), lambda_context) == {
+        "skipped": True
+    }
+    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 0
+
+
+def test_sqs_batch_with_poison_messages_fails_only_those(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    ingest = load_handler("ingest")
+    out = ingest.lambda_handler(event("ingest", "sqs_batch_with_poison"), lambda_context)
+    assert out == {
+        "batchItemFailures": [
+            {"itemIdentifier": "0f6d1c9e-0002-4000-8000-000000000002"},
+            {"itemIdentifier": "0f6d1c9e-0004-4000-8000-000000000004"},
+        ]
+    }
+    inline_id = deterministic_job_id("sqs", "0f6d1c9e-0001-4000-8000-000000000001")
+    given_id = "5d2c9a10-3b4e-4f5a-8c6d-7e8f90a1b2c3"
+    assert executions() == sorted([inline_id, given_id])
+    assert [r["id"] for r in s3_jsonl(f"jobs/{inline_id}/input/documents.jsonl")] == [
+        "doc-1",
+        "doc-2",
+    ]
+    item = job_item(given_id)
+    assert item is not None and item["source"] == "sqs"
+    # redelivery of the same good message: still one job
+    ingest.lambda_handler(event("ingest", "sqs_single"), lambda_context)
+    assert len(executions()) == 2
+
+
+# --- preprocess -------------------------------------------------------------------------------
+
+
+def run_preprocess(load_handler: Any, lambda_context: Any, event: Any) -> dict[str, Any]:
+    result: dict[str, Any] = load_handler("preprocess").lambda_handler(
+        event("preprocess", "preprocess"), lambda_context
+    )
+    return result
+
+
+def test_preprocess_writes_batches_and_reports_every_bad_document(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    # Given a JSONL input with good, duplicate, empty, malformed, wrong-typed and invalid lines
+    lines = [
+        json.dumps({"id": "good-1", "text": "Serverless  inference\u200b pipelines are cheap."}),
+        json.dumps({"id": "good-2", "text": "Serverless inference pipelines are cheap."}),
+        json.dumps({"id": "good-1", "text": "duplicate id"}),
+        json.dumps({"id": "empty", "text": " \u200b\n\t "}),
+        '{"id": "broken", "text": ',
+        json.dumps({"id": "typed", "text": 42}),
+        json.dumps({"id": "nul", "text": "a\u0000b"}),
+    ]
+    data = "\n".join(lines).encode() + b'\n{"id": "bad-utf8", "text": "\xff\xfe"}\n'
+    queued_job(JOB, "inbox/u/docs.jsonl", data, chunk_tokens=32, chunk_overlap=4, batch_size=2)
+    # When preprocess runs
+    out = run_preprocess(load_handler, lambda_context, event)
+    # Then: refs only, one batch (the two good texts normalise to the same chunk: deduped)
+    assert out["mode"] == "inline" and out["batch_count"] == 1
+    assert out["batches"] == [
+        {
+            "index": 0,
+            "inputs_uri": f"s3://{BUCKET}/jobs/{JOB}/batches/batch-00000.jsonl",
+            "outputs_uri": f"s3://{BUCKET}/jobs/{JOB}/outputs/batch-00000.npy",
+        }
+    ]
+    batch = s3_jsonl(f"jobs/{JOB}/batches/batch-00000.jsonl")
+    assert batch == [{"chunk_id": "good-1#0", "text": "Serverless inference pipelines are cheap."}]
+    chunks = s3_jsonl(f"jobs/{JOB}/batches/chunks.jsonl")
+    assert [(c["chunk_id"], c["batch"], c["row"]) for c in chunks] == [
+        ("good-1#0", 0, 0),
+        ("good-2#0", 0, 0),
+    ]
+    failures = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{JOB}/batches/failures.jsonl")}
+    assert failures == {
+        "good-1": "duplicate document id",
+        "empty": "empty document",
+        "line-5": failures["line-5"],
+        "typed": "'text' must be a string",
+        "nul": "text contains NUL bytes",
+        "line-8": "invalid UTF-8 at byte 28",
+    }
+    assert failures["line-5"].startswith("malformed JSON")
+    assert s3_json(f"jobs/{JOB}/batches/manifest.json")["batch_count"] == 1
+    item = job_item(JOB)
+    assert item is not None and item["status"] == "RUNNING"
+    assert item["counts"] == {"documents": 8, "chunks": 2, "embedded": 0, "failed": 6}
+
+
+def test_preprocess_plain_text_invalid_utf8_and_utf16(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    queued_job(JOB, "inbox/u/notes.txt", b"caf\xe9 au lait")
+    out = run_preprocess(load_handler, lambda_context, event)
+    assert out["batch_count"] == 0 and out["batches"] == []
+    assert s3_jsonl(f"jobs/{JOB}/batches/failures.jsonl") == [
+        {"id": "notes.txt", "reason": "invalid UTF-8 at byte 3"}
+    ]
+    other = "7c1d2e3f-0000-4000-8000-000000000001"
+    queued_job(other, "inbox/u/utf16.txt", codecs.BOM_UTF16_LE + "héllo wörld".encode("utf-16-le"))
+    ev = event("preprocess", "preprocess") | {"job_id": other}
+    out = load_handler("preprocess").lambda_handler(ev, lambda_context)
+    assert out["batch_count"] == 1
+    assert s3_jsonl(f"jobs/{other}/batches/batch-00000.jsonl")[0]["text"] == "héllo wörld"
+
+
+def test_preprocess_selects_distributed_mode_above_the_inline_limit(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("INLINE_MAP_MAX_BATCHES", "2")
+    get_settings.cache_clear()
+    docs = "\n".join(json.dumps({"id": f"d{i}", "text": f"document number {i}"}) for i in range(5))
+    queued_job(JOB, "inbox/u/many.jsonl", docs.encode(), batch_size=1)
+    out = run_preprocess(load_handler, lambda_context, event)
+    assert out["mode"] == "distributed" and out["batch_count"] == 5 and out["batches"] == []
+    assert len(s3_json(f"jobs/{JOB}/batches/manifest.json")["batches"]) == 5
+
+
+# --- deliver ----------------------------------------------------------------------------------
+
+
+def prepared_job(load_handler: Any, lambda_context: Any, event: Any) -> dict[str, Any]:
+    """Given: a preprocessed job with 2 batches (3 documents) and one rejected document."""
+    docs = [
+        {"id": "a", "text": "alpha beta gamma"},
+        {"id": "b", "text": "delta epsilon"},
+        {"id": "c", "text": "zeta eta theta"},
+        {"id": "bad", "text": "\u0000"},
+    ]
+    data = "\n".join(json.dumps(d) for d in docs).encode()
+    queued_job(JOB, "inbox/u/docs.jsonl", data, batch_size=2)
+    return run_preprocess(load_handler, lambda_context, event)
+
+
+def test_deliver_success_writes_results_and_is_idempotent(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    pre = prepared_job(load_handler, lambda_context, event)
+    for ref in pre["batches"]:
+        fake_endpoint_run(ref["inputs_uri"], ref["outputs_uri"])
+    deliver = load_handler("deliver")
+    out = deliver.lambda_handler(event("deliver", "deliver"), lambda_context)
+    # one doc was rejected in preprocess: PARTIAL, naming it
+    assert out["status"] == "PARTIAL"
+    assert out["counts"] == {"documents": 4, "chunks": 3, "embedded": 3, "failed": 1}
+    manifest = s3_json(f"jobs/{JOB}/result/manifest.json")
+    assert manifest["dims"] == 8
+    assert manifest["documents"] == [
+        {"id": "a", "chunks": 1, "status": "SUCCEEDED"},
+        {"id": "b", "chunks": 1, "status": "SUCCEEDED"},
+        {"id": "c", "chunks": 1, "status": "SUCCEEDED"},
+        {"id": "bad", "chunks": 0, "status": "FAILED"},
+    ]
+    assert manifest["failed_documents"] == [{"id": "bad", "reason": "text contains NUL bytes"}]
+    vectors = s3_jsonl(f"jobs/{JOB}/result/vectors.jsonl")
+    matrix = np.load(
+        io.BytesIO(
+            boto3.client("s3")
+            .get_object(Bucket=BUCKET, Key=f"jobs/{JOB}/result/vectors.npy")["Body"]
+            .read()
+        )
+    )
+    assert matrix.shape == (3, 8) and matrix.dtype == np.float32
+    assert [v["chunk_id"] for v in vectors] == ["a#0", "b#0", "c#0"]
+    np.testing.assert_allclose(
+        matrix, np.array([v["embedding"] for v in vectors], dtype=np.float32)
+    )
+    # c is row 0 of batch 1: the fake endpoint puts the row index in column 1
+    assert vectors[2]["embedding"][1] == 0.0 and vectors[1]["embedding"][1] == 1.0
+    item = job_item(JOB)
+    assert item is not None and item["status"] == "PARTIAL" and item["notified_at"]
+    assert item["failed_documents"] == [{"id": "bad", "reason": "text contains NUL bytes"}]
+
+    # When deliver runs again: same result, same files, no double counting
+    before = {
+        k: boto3.client("s3").get_object(Bucket=BUCKET, Key=k)["Body"].read()
+        for k in s3_keys(f"jobs/{JOB}/result/")
+    }
+    again = deliver.lambda_handler(event("deliver", "deliver"), lambda_context)
+    after = {
+        k: boto3.client("s3").get_object(Bucket=BUCKET, Key=k)["Body"].read()
+        for k in s3_keys(f"jobs/{JOB}/result/")
+    }
+    assert again == out and before == after
+    assert job_item(JOB) == item
+
+
+def test_deliver_failed_batch_fails_its_documents_with_the_reason(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    pre = prepared_job(load_handler, lambda_context, event)
+    fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
+    out = load_handler("deliver").lambda_handler(
+        event("deliver", "deliver_batch_failed"), lambda_context
+    )
+    assert out["status"] == "PARTIAL"
+    assert out["counts"] == {"documents": 4, "chunks": 3, "embedded": 2, "failed": 2}
+    manifest = s3_json(f"jobs/{JOB}/result/manifest.json")
+    failed = {f["id"]: f["reason"] for f in manifest["failed_documents"]}
+    assert set(failed) == {"bad", "c"}
+    assert "ModelErrorException" in failed["c"] and "CUDA out of memory" in failed["c"]
+    assert manifest["failed_batches"][0]["index"] == 1
+    assert {f["id"] for f in s3_jsonl(f"jobs/{JOB}/result/failures.jsonl")} == {"bad", "c"}
+
+
+def test_deliver_wrong_row_count_is_a_failed_batch(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    from tandem_common.npy import encode_rows
+
+    pre = prepared_job(load_handler, lambda_context, event)
+    fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
+    put(f"jobs/{JOB}/outputs/batch-00001.npy", encode_rows([[1.0] * 8, [2.0] * 8], 8))
+    out = load_handler("deliver").lambda_handler(event("deliver", "deliver"), lambda_context)
+    assert out["counts"]["embedded"] == 2 and out["status"] == "PARTIAL"
+    reasons = {
+        f["id"]: f["reason"]
+        for f in s3_json(f"jobs/{JOB}/result/manifest.json")["failed_documents"]
+    }
+    assert reasons["c"] == "batch output has 2x8, expected 1 rows"
+
+
+def test_job_without_valid_documents_ends_failed_listing_every_document(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    queued_job(JOB, "inbox/u/empty.txt", b"   \n ")
+    pre = run_preprocess(load_handler, lambda_context, event)
+    assert pre["batch_count"] == 0
+    out = load_handler("deliver").lambda_handler(
+        {"job_id": JOB, "batch_results": []}, lambda_context
+    )
+    assert out["status"] == "FAILED"
+    item = job_item(JOB)
+    assert item is not None and item["status"] == "FAILED" and item["error"]["code"] == "no_vectors"
+    assert item["failed_documents"] == [{"id": "empty.txt", "reason": "empty document"}]
+
+
+def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any, monkeypatch: Any
+) -> None:
+    from tandem_common import notifications, webhooks
+
+    sent: list[dict[str, Any]] = []
+
+    def fake_send(url: str, secret: str, payload: Any, **kw: Any) -> webhooks.DeliveryResult:
+        sent.append({"url": url, "payload": payload})
+        return webhooks.DeliveryResult(False, 3, status=500, error="HTTP 500")
+
+    monkeypatch.setattr(notifications, "send_webhook", fake_send)
+    monkeypatch.setattr(
+        webhooks.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.215.14", 443))]
+    )
+    opts = {
+        "webhook_url": "https://hooks.example.com/t",
+        "webhook_secret": "k" * 16,
+        "batch_size": 2,
+    }
+    put("inbox/u/docs.jsonl", json.dumps({"id": "a", "text": "alpha"}).encode())
+    from tandem_common.intake import JobIntake
+
+    JobIntake(get_settings()).submit(
+        JOB,
+        JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/docs.jsonl"), options=opts),
+        "s3",
+    )
+    pre = run_preprocess(load_handler, lambda_context, event)
+    fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
+    out = load_handler("deliver").lambda_handler(
+        {"job_id": JOB, "batch_results": []}, lambda_context
+    )
+    assert out["status"] == "SUCCEEDED"
+    assert sent == [
+        {
+            "url": "https://hooks.example.com/t",
+            "payload": {
+                "job_id": JOB,
+                "status": "SUCCEEDED",
+                "counts": out["counts"],
+                "manifest_uri": out["manifest_uri"],
+            },
+        }
+    ]
+    item = job_item(JOB)
+    assert item is not None and item["webhook_result"] == {
+        "delivered": False,
+        "attempts": 3,
+        "status": 500,
+        "error": "HTTP 500",
+    }
+
+
+# --- fail -------------------------------------------------------------------------------------
+
+
+def test_fail_marks_failed_with_reason_keeping_counts(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    prepared_job(load_handler, lambda_context, event)
+    out = load_handler("fail").lambda_handler(event("fail", "fail"), lambda_context)
+    assert out == {"job_id": JOB, "status": "FAILED"}
+    item = job_item(JOB)
+    assert item is not None and item["status"] == "FAILED"
+    assert item["error"] == {
+        "code": "States.TaskFailed",
+        "message": "input object not found: s3://tandem-data/inbox/upload-1/docs.jsonl",
+    }
+    assert item["counts"]["documents"] == 4 and item["counts"]["chunks"] == 3
+
+
+def test_fail_never_overwrites_a_finished_job(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    pre = prepared_job(load_handler, lambda_context, event)
+    for ref in pre["batches"]:
+        fake_endpoint_run(ref["inputs_uri"], ref["outputs_uri"])
+    load_handler("deliver").lambda_handler(event("deliver", "deliver"), lambda_context)
+    out = load_handler("fail").lambda_handler(event("fail", "fail_timeout"), lambda_context)
+    assert out == {"job_id": JOB, "status": "PARTIAL"}
+    item = job_item(JOB)
+    assert item is not None and item["status"] == "PARTIAL" and item["error"] is None
+
+
+def test_job_store_transitions(cloud: None) -> None:
+    from tandem_common.errors import InvalidTransition
+    from tandem_common.models import Counts, ErrorInfo
+
+    put("inbox/u/x.txt", b"x")
+    from tandem_common.intake import JobIntake
+
+    JobIntake(get_settings()).submit(
+        JOB, JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/x.txt")), "s3"
+    )
+    store = JobStore("tandem-jobs")
+    with pytest.raises(InvalidTransition):
+        store.finish(JOB, "SUCCEEDED", Counts(), "s3://tandem-data/m", [])  # QUEUED→SUCCEEDED
+    store.mark_running(JOB)
+    store.mark_running(JOB)  # retry of preprocess is fine
+    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=1), "s3://tandem-data/m", [])
+    assert changed and job.status == "SUCCEEDED"
+    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=9), "s3://tandem-data/m", [])
+    assert not changed and job.counts.documents == 1
+    with pytest.raises(InvalidTransition):
+        store.finish(JOB, "PARTIAL", Counts(), "s3://tandem-data/m", [])
+    with pytest.raises(InvalidTransition):
+        store.mark_running(JOB)
+    job, changed = store.mark_failed(JOB, ErrorInfo(code="x", message="y"))
+    assert not changed and job.status == "SUCCEEDED"
