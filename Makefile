@@ -51,7 +51,7 @@ build: venv
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel
 
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q -p pytest_socket --disable-socket --allow-hosts=127.0.0.1,localhost
+	$(BIN)/python -m pytest tests/unit -q --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost
 
 integration: venv
 	$(BIN)/python -m pytest tests/integration -q -m integration

@@ -74,6 +74,7 @@ def preprocess_job(
             "batches": [r.model_dump() for r in refs],
         },
     )
+    storage.put_json(paths.uri(paths.batch_items), [r.model_dump() for r in refs])
     counts = Counts(
         documents=len(parsed.documents) + len(parsed.rejected),
         chunks=len(placed),
@@ -96,6 +97,8 @@ def preprocess_job(
         job_id=job_id,
         batch_count=len(refs),
         manifest_uri=manifest_uri,
+        items_key=paths.key(paths.batch_items),
+        max_concurrency=settings.chunking.map_max_concurrency,
         mode="inline" if inline else "distributed",
         batches=refs if inline else [],
     )

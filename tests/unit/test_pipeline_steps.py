@@ -188,6 +188,11 @@ def test_preprocess_selects_distributed_mode_above_the_inline_limit(
     out = run_preprocess(load_handler, lambda_context, event)
     assert out["mode"] == "distributed" and out["batch_count"] == 5 and out["batches"] == []
     assert len(s3_json(f"jobs/{JOB}/batches/manifest.json")["batches"]) == 5
+    # The Distributed Map's ItemReader reads a JSON array of the same batch refs.
+    assert out["items_key"] == f"jobs/{JOB}/batches/items.json"
+    items = s3_json(out["items_key"])
+    assert [i["index"] for i in items] == [0, 1, 2, 3, 4]
+    assert out["max_concurrency"] == 8
 
 
 # --- deliver ----------------------------------------------------------------------------------

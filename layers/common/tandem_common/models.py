@@ -233,6 +233,8 @@ class PreprocessResult(BaseModel):
     job_id: str
     batch_count: int
     manifest_uri: str
+    items_key: str  # S3 key (data bucket) of the batch list as a JSON array: the ItemReader input
+    max_concurrency: int  # the Map's MaxConcurrencyPath
     mode: Literal["inline", "distributed"]
     batches: list[BatchRef]
 

@@ -34,6 +34,7 @@ class ChunkingDefaults(BaseModel):
     chunk_tokens: int = Field(default=256, ge=32, le=256)
     chunk_overlap: int = Field(default=32, ge=0)
     inline_map_max_batches: int = Field(default=100, ge=1)
+    map_max_concurrency: int = Field(default=8, ge=1, le=40)
 
     @model_validator(mode="after")
     def _overlap_within_half(self) -> ChunkingDefaults:
@@ -71,7 +72,11 @@ class Settings(BaseModel):
                 "EVENT_BUS_NAME",
             ),
             "chunking": pick(
-                "BATCH_SIZE", "CHUNK_TOKENS", "CHUNK_OVERLAP", "INLINE_MAP_MAX_BATCHES"
+                "BATCH_SIZE",
+                "CHUNK_TOKENS",
+                "CHUNK_OVERLAP",
+                "INLINE_MAP_MAX_BATCHES",
+                "MAP_MAX_CONCURRENCY",
             ),
             "webhooks": pick("ALLOW_PRIVATE_WEBHOOKS"),
         }

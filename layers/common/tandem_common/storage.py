@@ -40,6 +40,7 @@ class JobPaths:
 
     input_documents = "input/documents.jsonl"
     batch_manifest = "batches/manifest.json"
+    batch_items = "batches/items.json"  # the Distributed Map's ItemReader input (a JSON array)
     chunks = "batches/chunks.jsonl"
     document_failures = "batches/failures.jsonl"
     result_manifest = "result/manifest.json"
