@@ -29,6 +29,10 @@ from tandem.local.template import LocalTemplate, create_resources
 log = logging.getLogger(__name__)
 
 TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED"}
+# Template parameters sized to the local CPU endpoint (a few chunks/s): Map concurrency is
+# "sized to the endpoint's capacity" (DESIGN §3), and small batches keep each forward pass well
+# inside the InvokeEndpoint task's 75 s timeout.
+LOCAL_PARAMETERS = {"MapMaxConcurrency": "2", "BatchSize": "16"}
 FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -53,7 +57,8 @@ class LocalCloud:
         sqs_visibility_timeout: int = 2,
         extra_function_env: dict[str, str] | None = None,
     ) -> None:
-        self.template = LocalTemplate(template, stack_name=stack_name, overrides=parameter_overrides)
+        overrides = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
+        self.template = LocalTemplate(template, stack_name=stack_name, overrides=overrides)
         self.region = self.template.region
         self.api_port = api_port
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
@@ -103,6 +108,11 @@ class LocalCloud:
         t0 = time.monotonic()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server access log
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # moto's interpreter logs whole state reprs at ERROR: keep them in the session log, off the console
+        self._moto_log = logging.FileHandler(self.log_dir / "moto.log")
+        moto_logger = logging.getLogger("moto")
+        moto_logger.addHandler(self._moto_log)
+        moto_logger.propagate = False
         for k, v in {**FAKE_CREDS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}.items():
             self._setenv(k, v)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
@@ -251,6 +261,11 @@ class LocalCloud:
         if self._mock:
             self._mock.stop()
             self._mock = None
+        if getattr(self, "_moto_log", None):
+            logging.getLogger("moto").removeHandler(self._moto_log)
+            logging.getLogger("moto").propagate = True
+            self._moto_log.close()
+            self._moto_log = None
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -71,6 +71,21 @@ def apply() -> bool:
         env.stack[-1] = _read_streams(env.stack[-1])
 
     cls._eval_service_task = _eval_service_task
+
+    # 3. an error reply without x-amzn-RequestId (any non-AWS server) made _from_error raise
+    #    KeyError('RequestId'), turning a retryable service error into States.Runtime.
+    original_from_error = cls._from_error
+
+    def _from_error(self, env, ex):  # type: ignore[no-untyped-def]
+        response = getattr(ex, "response", None)
+        if isinstance(response, dict):
+            meta = response.setdefault("ResponseMetadata", {})
+            meta.setdefault("RequestId", "local")
+            meta.setdefault("HTTPStatusCode", 0)
+            response.setdefault("Error", {}).setdefault("Message", "")
+        return original_from_error(self, env, ex)
+
+    cls._from_error = _from_error
     setattr(cls, _APPLIED_MARK, True)
     return True
 
