@@ -28,7 +28,14 @@ import httpx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "endpoint"))
-START, END = "<!-- endpoint-bench:start -->", "<!-- endpoint-bench:end -->"
+
+
+def markers(backend: str) -> tuple[str, str]:
+    """Each backend owns its own section of the file, so both can be reported side by side."""
+    name = "endpoint-bench" if backend in ("numpy", "auto") else f"endpoint-bench-{backend}"
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
 WORDS = [
     "serverless",
     "inference",
@@ -216,15 +223,16 @@ def render(cells: list[Cell], cold: dict[str, float], args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def write_section(path: str, section: str) -> None:
+def write_section(path: str, section: str, backend: str) -> None:
+    start, end = markers(backend)
     content = "# Benchmarks\n\n"
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             content = f.read()
-    block = f"{START}\n{section}\n{END}"
-    if START in content and END in content:
-        head, rest = content.split(START, 1)
-        content = head + block + rest.split(END, 1)[1]
+    block = f"{start}\n{section}\n{end}"
+    if start in content and end in content:
+        head, rest = content.split(start, 1)
+        content = head + block + rest.split(end, 1)[1]
     else:
         content = content.rstrip("\n") + "\n\n" + block + "\n"
     with open(path, "w", encoding="utf-8") as f:
@@ -267,7 +275,7 @@ def main() -> None:
 
     section = render(cells, cold, args)
     if not args.no_write:
-        write_section(args.output, section)
+        write_section(args.output, section, args.backend)
     print(section)
 
 

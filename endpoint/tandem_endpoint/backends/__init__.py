@@ -53,5 +53,6 @@ def load_backend(kind: str, model_dir: str) -> Backend:
     if kind == "torch":
         from tandem_endpoint.backends.torch_backend import TorchBackend
 
-        return TorchBackend(model_dir)
+        # fp16 on CUDA; float32 on the CPU (used to compare CPU backends in bench/).
+        return TorchBackend(model_dir, device="cuda" if cuda_available() else "cpu")
     raise ValueError(f"unknown backend {kind!r}")
