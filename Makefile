@@ -70,6 +70,7 @@ endpoint: venv
 
 bench: venv build
 	$(BIN)/python bench/endpoint_bench.py
+	$(BIN)/python bench/lambda_footprint.py
 
 deploy: build
 	$(BIN)/sam deploy --config-env $(ENV)
