@@ -20,41 +20,43 @@ ROOT = Path(__file__).resolve().parents[3]
 FNS = Path(__file__).resolve().parent / "fixtures" / "fns"
 
 
-def _created(template_path):
+def _created(template_path, stack="tplcheck"):
     from moto import mock_aws
 
-    tpl = LocalTemplate(template_path)
+    # its own stack name: a LocalCloud of this session may share moto's in-memory state
+    tpl = LocalTemplate(template_path, stack_name=stack)
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         created = create_resources(tpl, session)
-        tables = session.client("dynamodb").list_tables()["TableNames"]
+        tables = [t for t in session.client("dynamodb").list_tables()["TableNames"] if t.startswith(stack + "-")]
         ttl = {t: session.client("dynamodb").describe_time_to_live(TableName=t)["TimeToLiveDescription"] for t in tables}
-        buckets = [b["Name"] for b in session.client("s3").list_buckets()["Buckets"]]
+        buckets = [b["Name"] for b in session.client("s3").list_buckets()["Buckets"] if b["Name"].startswith(stack + "-")]
         sqs = session.client("sqs")
         attrs = {u.rsplit("/", 1)[-1]: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["All"])["Attributes"]
-                 for u in sqs.list_queues()["QueueUrls"]}
-        machines = session.client("stepfunctions").list_state_machines()["stateMachines"]
+                 for u in sqs.list_queues(QueueNamePrefix=stack + "-")["QueueUrls"]}
+        machines = [m for m in session.client("stepfunctions").list_state_machines()["stateMachines"]
+                    if m["name"].startswith(stack + "-")]
     return tpl, created, tables, ttl, buckets, attrs, machines
 
 
 def test_resources_come_from_the_template():
     tpl, created, tables, ttl, buckets, attrs, machines = _created(ROOT / "template.yaml")
-    assert set(tables) == {"tandem-JobsTable", "tandem-IdempotencyTable"}
-    assert ttl["tandem-JobsTable"]["AttributeName"] == "expires_at"
-    assert buckets == ["tandem-databucket"] and created["DataBucket"]["eventbridge"]
-    redrive = json.loads(attrs["tandem-JobQueue"]["RedrivePolicy"])
-    assert redrive["deadLetterTargetArn"] == "arn:aws:sqs:us-east-1:123456789012:tandem-JobDeadLetterQueue"
+    assert set(tables) == {"tplcheck-JobsTable", "tplcheck-IdempotencyTable"}
+    assert ttl["tplcheck-JobsTable"]["AttributeName"] == "expires_at"
+    assert buckets == ["tplcheck-databucket"] and created["DataBucket"]["eventbridge"]
+    redrive = json.loads(attrs["tplcheck-JobQueue"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == "arn:aws:sqs:us-east-1:123456789012:tplcheck-JobDeadLetterQueue"
     assert int(redrive["maxReceiveCount"]) == 3
-    assert [m["name"] for m in machines] == ["tandem-pipeline"]
+    assert [m["name"] for m in machines] == ["tplcheck-pipeline"]
     definition = tpl.state_machine_definition("PipelineStateMachine")
-    assert "arn:aws:lambda:us-east-1:123456789012:function:tandem-PreprocessFunction" in definition
+    assert "arn:aws:lambda:us-east-1:123456789012:function:tplcheck-PreprocessFunction" in definition
     assert '"EndpointName": "tandem-embeddings"' in definition and "${" not in definition
     fns = tpl.functions()
     assert set(fns) == {"ApiFunction", "IngestFunction", "PreprocessFunction", "DeliverFunction", "FailFunction"}
     assert fns["PreprocessFunction"].timeout == 900 and fns["PreprocessFunction"].memory == 1769
     env = fns["IngestFunction"].environment
-    assert env["DATA_BUCKET"] == "tandem-databucket" and env["IDEMPOTENCY_TABLE"] == "tandem-IdempotencyTable"
-    assert env["STATE_MACHINE_ARN"].endswith(":stateMachine:tandem-pipeline")
+    assert env["DATA_BUCKET"] == "tplcheck-databucket" and env["IDEMPOTENCY_TABLE"] == "tplcheck-IdempotencyTable"
+    assert env["STATE_MACHINE_ARN"].endswith(":stateMachine:tplcheck-pipeline")
     assert fns["ApiFunction"].layer_dirs == [ROOT / "layers" / "common"]
     skipped = tpl.skipped()
     assert "Endpoint" in skipped and "HttpApi" in skipped and "FailedExecutionsAlarm" in skipped
@@ -81,8 +83,8 @@ def test_a_table_added_to_the_template_exists_locally(tmp_path):
     (tmp_path / "template.yaml").write_text(text)
     for d in ("statemachine", "functions", "layers"):
         (tmp_path / d).symlink_to(ROOT / d)
-    _, created, tables, ttl, *_ = _created(tmp_path / "template.yaml")
-    assert "tandem-AuditTable" in tables and ttl["tandem-AuditTable"]["AttributeName"] == "ttl"
+    _, created, tables, ttl, *_ = _created(tmp_path / "template.yaml", stack="tpladd")
+    assert "tpladd-AuditTable" in tables and ttl["tpladd-AuditTable"]["AttributeName"] == "ttl"
     assert created["AuditTable"]["type"] == "AWS::DynamoDB::Table"
 
 
