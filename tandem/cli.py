@@ -40,16 +40,22 @@ class ApiClient:
         self.sign = sign
         self.region = region
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                timeout: float = 60) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         hdrs = {"content-type": "application/json", **(headers or {})}
         url = self.base + path
         if self.sign:
             hdrs = self._sigv4(method, url, data, hdrs)
-        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)  # noqa: S310
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 raw = r.read()
                 return r.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
@@ -57,9 +63,13 @@ class ApiClient:
             try:
                 return e.code, json.loads(raw)
             except ValueError:
-                return e.code, {"error": {"code": str(e.code), "message": raw.decode(errors="replace")}}
+                return e.code, {
+                    "error": {"code": str(e.code), "message": raw.decode(errors="replace")}
+                }
 
-    def _sigv4(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+    def _sigv4(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> dict[str, str]:
         import boto3
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -69,7 +79,11 @@ class ApiClient:
         if creds is None:
             raise click.ClickException("no AWS credentials to sign the request with")
         req = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(creds.get_frozen_credentials(), "execute-api", self.region or session.region_name or "us-east-1").add_auth(req)
+        SigV4Auth(
+            creds.get_frozen_credentials(),
+            "execute-api",
+            self.region or session.region_name or "us-east-1",
+        ).add_auth(req)
         return dict(req.headers.items())
 
 
@@ -89,7 +103,9 @@ def api_from_options(api: str | None, stack: str | None) -> ApiClient:
 def _check(status: int, body: Any, what: str) -> Any:
     if status >= 400:
         err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
-        raise click.ClickException(f"{what} failed ({status}): {err.get('code')}: {err.get('message')}")
+        raise click.ClickException(
+            f"{what} failed ({status}): {err.get('code')}: {err.get('message')}"
+        )
     return body
 
 
@@ -97,7 +113,11 @@ def collect_files(paths: tuple[str, ...]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES))
+            out.extend(
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
+                )
+            )
         elif p.is_file():
             out.append(p)
         else:
@@ -128,12 +148,22 @@ def documents_from_file(path: Path) -> list[dict[str, Any]] | None:
 
 def upload(client: ApiClient, path: Path) -> str:
     """POST /v1/uploads + presigned PUT; returns the job id the upload's S3 event creates."""
-    ticket = _check(*client.request("POST", "/v1/uploads", {"filename": path.name,
-                                                             "content_type": "application/octet-stream"}), "upload")
+    ticket = _check(
+        *client.request(
+            "POST",
+            "/v1/uploads",
+            {"filename": path.name, "content_type": "application/octet-stream"},
+        ),
+        "upload",
+    )
     data = path.read_bytes()
-    req = urllib.request.Request(ticket["upload_url"], data=data, method="PUT",  # noqa: S310
-                                 headers=ticket.get("headers") or {})
-    with urllib.request.urlopen(req, timeout=300) as r:  # noqa: S310
+    req = urllib.request.Request(
+        ticket["upload_url"],
+        data=data,
+        method="PUT",
+        headers=ticket.get("headers") or {},
+    )
+    with urllib.request.urlopen(req, timeout=300) as r:
         version = r.headers.get("x-amz-version-id")
         etag = (r.headers.get("ETag") or "").strip('"')
     bucket, key = ticket["s3_uri"][5:].split("/", 1)
@@ -150,7 +180,9 @@ def submit_files(client: ApiClient, files: list[Path], batch_docs: int = 200) ->
     def flush() -> None:
         nonlocal inline, inline_bytes
         if inline:
-            body = _check(*client.request("POST", "/v1/jobs", {"documents": inline}), "POST /v1/jobs")
+            body = _check(
+                *client.request("POST", "/v1/jobs", {"documents": inline}), "POST /v1/jobs"
+            )
             job_ids.append(body["job_id"])
         inline, inline_bytes = [], 0
 
@@ -168,10 +200,17 @@ def submit_files(client: ApiClient, files: list[Path], batch_docs: int = 200) ->
     return job_ids
 
 
-def wait_jobs(client: ApiClient, job_ids: list[str], timeout: float = 1800, show: bool = True) -> dict[str, Any]:
+def wait_jobs(
+    client: ApiClient, job_ids: list[str], timeout: float = 1800, show: bool = True
+) -> dict[str, Any]:
     views: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
-    with click.progressbar(length=1, label="embedding", show_pos=True, file=sys.stderr if show else open(os.devnull, "w")) as bar:  # noqa: SIM115
+    with click.progressbar(  # type: ignore[var-annotated]
+        length=1,
+        label="embedding",
+        show_pos=True,
+        file=sys.stderr if show else open(os.devnull, "w"),
+    ) as bar:
         done_shown = 0
         while time.monotonic() < deadline:
             for jid in job_ids:
@@ -186,7 +225,9 @@ def wait_jobs(client: ApiClient, job_ids: list[str], timeout: float = 1800, show
             if done > done_shown:
                 bar.update(done - done_shown)
                 done_shown = done
-            if len(views) == len(job_ids) and all(v.get("status") in TERMINAL for v in views.values()):
+            if len(views) == len(job_ids) and all(
+                v.get("status") in TERMINAL for v in views.values()
+            ):
                 break
             time.sleep(1)
     return views
@@ -194,8 +235,10 @@ def wait_jobs(client: ApiClient, job_ids: list[str], timeout: float = 1800, show
 
 def print_job(view: dict[str, Any]) -> None:
     c = view.get("counts") or {}
-    click.echo(f"job {view['job_id']}: {view['status']} (source {view.get('source')}) "
-               f"documents={c.get('documents')} chunks={c.get('chunks')} embedded={c.get('embedded')} failed={c.get('failed')}")
+    click.echo(
+        f"job {view['job_id']}: {view['status']} (source {view.get('source')}) "
+        f"documents={c.get('documents')} chunks={c.get('chunks')} embedded={c.get('embedded')} failed={c.get('failed')}"
+    )
     for f in view.get("failed_documents") or []:
         click.echo(f"  failed document {f.get('id')}: {f.get('reason')}")
     if view.get("error"):
@@ -206,15 +249,19 @@ def print_job(view: dict[str, Any]) -> None:
 
 def download_results(view: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    names = {"manifest": "manifest.json", "vectors_jsonl": "vectors.jsonl", "vectors_npy": "vectors.npy",
-             "failures": "failures.jsonl"}
+    names = {
+        "manifest": "manifest.json",
+        "vectors_jsonl": "vectors.jsonl",
+        "vectors_npy": "vectors.npy",
+        "failures": "failures.jsonl",
+    }
     written = []
     for key, url in (view.get("downloads") or {}).items():
         if not url:
             continue
         target = out / names.get(key, key)
         try:
-            with urllib.request.urlopen(url, timeout=300) as r:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=300) as r:
                 target.write_bytes(r.read())
             written.append(target)
         except urllib.error.HTTPError as e:
@@ -224,8 +271,17 @@ def download_results(view: dict[str, Any], out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------- commands
-api_option = click.option("--api", "api", default=None, help="API base URL (default $TANDEM_API_URL or http://127.0.0.1:3000)")
-stack_option = click.option("--stack", default=None, help="deployed stack name: read ApiUrl from its outputs, sign with SigV4")
+api_option = click.option(
+    "--api",
+    "api",
+    default=None,
+    help="API base URL (default $TANDEM_API_URL or http://127.0.0.1:3000)",
+)
+stack_option = click.option(
+    "--stack",
+    default=None,
+    help="deployed stack name: read ApiUrl from its outputs, sign with SigV4",
+)
 
 
 @click.group()
@@ -252,7 +308,9 @@ def local_up(port: int) -> None:
 
     with LocalCloud(api_port=port) as cloud:
         click.echo(f"API: {cloud.api_url}")
-        click.echo(f"Lambda service: {cloud.lambda_url}  (aws lambda invoke --endpoint-url {cloud.lambda_url} ...)")
+        click.echo(
+            f"Lambda service: {cloud.lambda_url}  (aws lambda invoke --endpoint-url {cloud.lambda_url} ...)"
+        )
         click.echo(f"moto (S3, DynamoDB, SQS, Step Functions): {cloud.moto_url}")
         click.echo(f"endpoint: {cloud.endpoint_url}")
         click.echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
@@ -274,7 +332,9 @@ def local_up(port: int) -> None:
 @stack_option
 @click.option("--wait/--no-wait", default=True, show_default=True)
 @click.option("--timeout", default=1800.0, show_default=True)
-def submit(paths: tuple[str, ...], api: str | None, stack: str | None, wait: bool, timeout: float) -> None:
+def submit(
+    paths: tuple[str, ...], api: str | None, stack: str | None, wait: bool, timeout: float
+) -> None:
     """Submit files or folders as embedding jobs."""
     client = api_from_options(api, stack)
     files = collect_files(paths)
@@ -323,10 +383,17 @@ def results(job_id: str, out: str, api: str | None, stack: str | None) -> None:
 
 
 @main.command()
-@click.option("--samples", default="samples", show_default=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--samples", default="samples", show_default=True, type=click.Path(exists=True, file_okay=False)
+)
 @click.option("--out", default="demo-output", show_default=True)
 @click.option("--timeout", default=600.0, show_default=True)
-@click.option("--template", default=None, type=click.Path(exists=True, dir_okay=False), help="default: the repo's template.yaml")
+@click.option(
+    "--template",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="default: the repo's template.yaml",
+)
 def demo(samples: str, out: str, timeout: float, template: str | None) -> None:
     """Run the sample documents through all three entry paths on the local cloud."""
     from tandem.demo import run_demo

@@ -10,6 +10,7 @@ Every input document must end up in a result (vectors.jsonl) or in a failure lis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -34,15 +35,23 @@ def expected_ids(path: Path) -> list[str]:
                 continue
             try:
                 obj = json.loads(raw.decode("utf-8"))
-                ids.append(obj["id"] if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"] else f"line-{n}")
+                ids.append(
+                    obj["id"]
+                    if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]
+                    else f"line-{n}"
+                )
             except (ValueError, UnicodeDecodeError):
                 ids.append(f"line-{n}")
         return ids
     if name.endswith(".json"):
         try:
             docs = json.loads(data.decode("utf-8-sig"))["documents"]
-            return [d["id"] if isinstance(d, dict) and isinstance(d.get("id"), str) and d["id"] else f"document-{i}"
-                    for i, d in enumerate(docs)]
+            return [
+                d["id"]
+                if isinstance(d, dict) and isinstance(d.get("id"), str) and d["id"]
+                else f"document-{i}"
+                for i, d in enumerate(docs)
+            ]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return [name]
     return [name]
@@ -63,9 +72,11 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
     expected_fail = json.loads((samples / "expected_failures.json").read_text())
     t_start = time.monotonic()
     click.echo("starting the local cloud...")
-    with (LocalCloud(template=template) if template else LocalCloud()) as cloud:
+    with LocalCloud(template=template) if template else LocalCloud() as cloud:
         t_up = time.monotonic()
-        click.echo(f"local cloud up in {t_up - t_start:.1f}s (API {cloud.api_url}, logs {cloud.log_dir})")
+        click.echo(
+            f"local cloud up in {t_up - t_start:.1f}s (API {cloud.api_url}, logs {cloud.log_dir})"
+        )
         api = ApiClient(cloud.api_url)
         s3 = cloud.client("s3")
         sqs = cloud.client("sqs")
@@ -75,8 +86,12 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
         for f in sorted((samples / "api").glob("*")):
             docs = documents_from_file(f)
             if docs is None:
-                raise click.ClickException(f"{f} cannot go inline; move it to samples/s3 or samples/sqs")
-            body = _check(*api.request("POST", "/v1/jobs", {"documents": docs}), f"POST /v1/jobs {f.name}")
+                raise click.ClickException(
+                    f"{f} cannot go inline; move it to samples/s3 or samples/sqs"
+                )
+            body = _check(
+                *api.request("POST", "/v1/jobs", {"documents": docs}), f"POST /v1/jobs {f.name}"
+            )
             jobs[body["job_id"]] = ("api", [(f"api/{f.name}", [d["id"] for d in docs])])
 
         for f in sorted((samples / "s3").glob("*")):
@@ -89,20 +104,26 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
             key = f"staging/sqs/{f.name}"
             s3.put_object(Bucket=cloud.bucket, Key=key, Body=f.read_bytes())
             job_id = str(uuid.uuid4())
-            sqs.send_message(QueueUrl=cloud.queue_url,
-                             MessageBody=json.dumps({"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/{key}"}))
+            sqs.send_message(
+                QueueUrl=cloud.queue_url,
+                MessageBody=json.dumps({"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/{key}"}),
+            )
             jobs[job_id] = ("sqs", [(f"sqs/{f.name}", expected_ids(f))])
         click.echo(f"submitted {len(jobs)} jobs; waiting...")
 
         views: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
-        with click.progressbar(length=len(jobs), label="jobs") as bar:
+        with click.progressbar(length=len(jobs), label="jobs") as bar:  # type: ignore[var-annotated]
             while time.monotonic() < deadline and len(views) < len(jobs):
                 for jid in jobs:
                     if jid in views:
                         continue
                     job = cloud.get_job(jid)
-                    if job and job.get("status") in TERMINAL and cloud.execution_status(jid) != "RUNNING":
+                    if (
+                        job
+                        and job.get("status") in TERMINAL
+                        and cloud.execution_status(jid) != "RUNNING"
+                    ):
                         views[jid] = job
                         bar.update(1)
                 time.sleep(1)
@@ -113,7 +134,9 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
         out.mkdir(parents=True, exist_ok=True)
         failures_seen: list[tuple[str, str, str]] = []
         for jid, (path, files) in jobs.items():
-            stats = per_path.setdefault(path, {"jobs": 0, "documents": 0, "chunks": 0, "vectors": 0, "failed_docs": 0})
+            stats = per_path.setdefault(
+                path, {"jobs": 0, "documents": 0, "chunks": 0, "vectors": 0, "failed_docs": 0}
+            )
             stats["jobs"] += 1
             view = views.get(jid)
             all_ids = [(fname, i) for fname, ids in files for i in ids]
@@ -127,15 +150,17 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
             job_dir = out / path / jid
             job_dir.mkdir(parents=True, exist_ok=True)
             for name in ("manifest.json", "vectors.jsonl", "vectors.npy", "failures.jsonl"):
-                try:
-                    (job_dir / name).write_bytes(s3.get_object(Bucket=cloud.bucket, Key=prefix + name)["Body"].read())
-                except s3.exceptions.NoSuchKey:
-                    pass
+                with contextlib.suppress(s3.exceptions.NoSuchKey):
+                    (job_dir / name).write_bytes(
+                        s3.get_object(Bucket=cloud.bucket, Key=prefix + name)["Body"].read()
+                    )
             stats["chunks"] += int((view.get("counts") or {}).get("chunks", 0))
             stats["vectors"] += len(vectors)
             embedded_docs = {v["document_id"] for v in vectors}
             failed = {f["id"]: f.get("reason", "") for f in fails}
-            failed.update({f["id"]: f.get("reason", "") for f in view.get("failed_documents") or []})
+            failed.update(
+                {f["id"]: f.get("reason", "") for f in view.get("failed_documents") or []}
+            )
             job_error = (view.get("error") or {}).get("message")
             for fname, doc_id in all_ids:
                 expected_bad = doc_id in expected_fail.get(fname, [])
@@ -149,21 +174,31 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
                     if expected_bad:
                         problems.append(f"bad document {fname}#{doc_id} was embedded")
                 else:
-                    problems.append(f"document {fname}#{doc_id} unaccounted for (job {jid} {view['status']})")
+                    problems.append(
+                        f"document {fname}#{doc_id} unaccounted for (job {jid} {view['status']})"
+                    )
 
         click.echo("")
-        click.echo(f"{'path':<5} {'jobs':>5} {'docs':>6} {'chunks':>7} {'vectors':>8} {'failed docs':>12}")
+        click.echo(
+            f"{'path':<5} {'jobs':>5} {'docs':>6} {'chunks':>7} {'vectors':>8} {'failed docs':>12}"
+        )
         for path in ("api", "s3", "sqs"):
             s = per_path.get(path, {})
-            click.echo(f"{path:<5} {s.get('jobs', 0):>5} {s.get('documents', 0):>6} {s.get('chunks', 0):>7} "
-                       f"{s.get('vectors', 0):>8} {s.get('failed_docs', 0):>12}")
+            click.echo(
+                f"{path:<5} {s.get('jobs', 0):>5} {s.get('documents', 0):>6} {s.get('chunks', 0):>7} "
+                f"{s.get('vectors', 0):>8} {s.get('failed_docs', 0):>12}"
+            )
         click.echo("failed documents (with reasons):")
         for fname, doc_id, reason in failures_seen:
             click.echo(f"  {fname}#{doc_id}: {reason}")
-        dlq = sqs.get_queue_attributes(QueueUrl=cloud.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        dlq = sqs.get_queue_attributes(
+            QueueUrl=cloud.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
         click.echo(f"DLQ messages: {dlq['Attributes']['ApproximateNumberOfMessages']}")
         click.echo(f"wall time after the cloud was up: {wall:.1f}s (startup {t_up - t_start:.1f}s)")
-        click.echo(f"results: s3://{cloud.bucket}/jobs/<job_id>/result/ ; local copy: {out.resolve()}/<path>/<job_id>/")
+        click.echo(
+            f"results: s3://{cloud.bucket}/jobs/<job_id>/result/ ; local copy: {out.resolve()}/<path>/<job_id>/"
+        )
         for jid, view in views.items():
             if view["status"] != "SUCCEEDED":
                 print_job({**view, "job_id": jid})

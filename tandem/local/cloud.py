@@ -7,6 +7,7 @@ service -> the real endpoint server (subprocess) -> the local HTTP API -> S3/SQS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -109,16 +110,22 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server access log
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # moto's interpreter logs whole state reprs at ERROR: keep them in the session log, off the console
-        self._moto_log = logging.FileHandler(self.log_dir / "moto.log")
+        self._moto_log: logging.FileHandler | None = logging.FileHandler(self.log_dir / "moto.log")
         moto_logger = logging.getLogger("moto")
         moto_logger.addHandler(self._moto_log)
         moto_logger.propagate = False
-        for k, v in {**FAKE_CREDS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}.items():
+        for k, v in {
+            **FAKE_CREDS,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }.items():
             self._setenv(k, v)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         moto_port = free_port()
-        self._moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto_server = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=moto_port, verbose=False
+        )
         self._moto_server.start()
         self.moto_url = f"http://127.0.0.1:{moto_port}"
         moto_compat.apply()
@@ -126,12 +133,16 @@ class LocalCloud:
         import boto3
 
         self.resources = create_resources(
-            self.template, boto3.Session(region_name=self.region), local_queue_visibility=self.sqs_visibility_timeout
+            self.template,
+            boto3.Session(region_name=self.region),
+            local_queue_visibility=self.sqs_visibility_timeout,
         )
         self.endpoint_port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}"
 
-        self._lambda = LambdaService(self.functions, self._function_env, self.log_dir, max_workers=self.max_workers)
+        self._lambda = LambdaService(
+            self.functions, self._function_env, self.log_dir, max_workers=self.max_workers
+        )
         self._lambda.start()
         self.lambda_url = self._lambda.url
         # the in-process interpreter's boto3 clients: Lambda tasks -> our service, endpoint -> server
@@ -141,7 +152,9 @@ class LocalCloud:
         if self.start_endpoint:
             self._start_endpoint()
 
-        self._api = LocalHttpApi(self._lambda, routes_from_functions(self.functions), port=self.api_port)
+        self._api = LocalHttpApi(
+            self._lambda, routes_from_functions(self.functions), port=self.api_port
+        )
         self._api.start()
         self.api_url = self._api.url
         self._start_pollers()
@@ -150,54 +163,83 @@ class LocalCloud:
         return self
 
     def _function_env(self, spec: Any) -> dict[str, str]:
-        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+        env = {
+            k: os.environ[k]
+            for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+            if k in os.environ
+        }
         env.update(spec.environment)
         env.update(FAKE_CREDS)
-        env.update({
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ENDPOINT_URL": self.moto_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "ALLOW_PRIVATE_WEBHOOKS": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.pathsep.join([str(spec.code_dir), *map(str, spec.layer_dirs), str(REPO_ROOT)]),
-            "TANDEM_WORKER_ROOT": str(REPO_ROOT),
-        })
+        env.update(
+            {
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                "LAMBDA_TASK_ROOT": str(spec.code_dir),
+                "ALLOW_PRIVATE_WEBHOOKS": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": os.pathsep.join(
+                    [str(spec.code_dir), *map(str, spec.layer_dirs), str(REPO_ROOT)]
+                ),
+                "TANDEM_WORKER_ROOT": str(REPO_ROOT),
+            }
+        )
         env.update(self.extra_function_env)
         return env
 
     def _start_endpoint(self) -> None:
-        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+        env = {
+            k: os.environ[k]
+            for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+            if k in os.environ
+        }
         env.update(FAKE_CREDS)
-        env.update({
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ENDPOINT_URL": self.moto_url,
-            "PYTHONPATH": str(REPO_ROOT / "endpoint"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "PYTHONPATH": str(REPO_ROOT / "endpoint"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self._endpoint_log = open(self.log_dir / "endpoint.log", "ab")  # noqa: SIM115 - closed in close()
-        cmd = [sys.executable, "-m", "tandem_endpoint", "--host", "127.0.0.1", "--port", str(self.endpoint_port),
-               "--enable-fault-injection", *self.endpoint_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tandem_endpoint",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.endpoint_port),
+            "--enable-fault-injection",
+            *self.endpoint_args,
+        ]
         self._endpoint = subprocess.Popen(
-            cmd, cwd=str(REPO_ROOT), env=env, stdout=self._endpoint_log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdout=self._endpoint_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + self.endpoint_ready_timeout
         while time.monotonic() < deadline:
             if self._endpoint.poll() is not None:
-                raise RuntimeError(f"endpoint exited with {self._endpoint.returncode}; see {self.log_dir / 'endpoint.log'}")
+                raise RuntimeError(
+                    f"endpoint exited with {self._endpoint.returncode}; see {self.log_dir / 'endpoint.log'}"
+                )
             try:
-                with urllib.request.urlopen(self.endpoint_url + "/ping", timeout=5) as r:  # noqa: S310
+                with urllib.request.urlopen(self.endpoint_url + "/ping", timeout=5) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -212,20 +254,33 @@ class LocalCloud:
         sqs = boto3.client("sqs", region_name=self.region)
         assert self._lambda is not None
         invoke = self._lambda.invoke
-        buckets = [r["name"] for r in self.resources.values() if r["type"] == "AWS::S3::Bucket" and r.get("eventbridge")]
+        buckets = [
+            r["name"]
+            for r in self.resources.values()
+            if r["type"] == "AWS::S3::Bucket" and r.get("eventbridge")
+        ]
         rules = []
         for spec in self.functions.values():
             for ev in spec.events:
                 if ev.type == "EventBridgeRule":
                     rules.append((spec.name, ev.properties["Pattern"]))
                 elif ev.type == "SQS":
-                    q = next(r for r in self.resources.values() if r.get("arn") == ev.properties["Queue"])
-                    self._pollers.append(SqsPoller(
-                        sqs, q["url"], q["arn"], spec.name, invoke,
-                        batch_size=int(ev.properties.get("BatchSize", 10)),
-                        report_batch_item_failures="ReportBatchItemFailures" in (ev.properties.get("FunctionResponseTypes") or []),
-                        region=self.region,
-                    ))
+                    q = next(
+                        r for r in self.resources.values() if r.get("arn") == ev.properties["Queue"]
+                    )
+                    self._pollers.append(
+                        SqsPoller(
+                            sqs,
+                            q["url"],
+                            q["arn"],
+                            spec.name,
+                            invoke,
+                            batch_size=int(ev.properties.get("BatchSize", 10)),
+                            report_batch_item_failures="ReportBatchItemFailures"
+                            in (ev.properties.get("FunctionResponseTypes") or []),
+                            region=self.region,
+                        )
+                    )
         if buckets and rules:
             self._pollers.append(S3EventBridgePoller(s3, buckets, rules, invoke))
         for p in self._pollers:
@@ -243,10 +298,8 @@ class LocalCloud:
                 os.killpg(self._endpoint.pid, signal.SIGTERM)
                 self._endpoint.wait(timeout=10)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._endpoint.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self._endpoint.wait(timeout=10)
         self._endpoint = None
         if self._endpoint_log:
@@ -261,10 +314,11 @@ class LocalCloud:
         if self._mock:
             self._mock.stop()
             self._mock = None
-        if getattr(self, "_moto_log", None):
-            logging.getLogger("moto").removeHandler(self._moto_log)
+        moto_log = getattr(self, "_moto_log", None)
+        if moto_log is not None:
+            logging.getLogger("moto").removeHandler(moto_log)
             logging.getLogger("moto").propagate = True
-            self._moto_log.close()
+            moto_log.close()
             self._moto_log = None
         for k, v in self._saved_env.items():
             if v is None:
@@ -306,9 +360,16 @@ class LocalCloud:
         """A boto3 client bound to the moto server (or the Lambda service / endpoint)."""
         import boto3
 
-        url = {"lambda": self.lambda_url, "sagemaker-runtime": self.endpoint_url}.get(service, self.moto_url)
-        return boto3.client(service, region_name=self.region, endpoint_url=url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        url = {"lambda": self.lambda_url, "sagemaker-runtime": self.endpoint_url}.get(
+            service, self.moto_url
+        )
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=self.region,
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -324,8 +385,11 @@ class LocalCloud:
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
 
-        item = self.client("dynamodb").get_item(TableName=self.jobs_table, Key={"job_id": {"S": job_id}},
-                                                ConsistentRead=True).get("Item")
+        item = (
+            self.client("dynamodb")
+            .get_item(TableName=self.jobs_table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
+            .get("Item")
+        )
         if not item:
             return None
         d = TypeDeserializer()
@@ -335,26 +399,38 @@ class LocalCloud:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
         try:
             return str(self.client("stepfunctions").describe_execution(executionArn=arn)["status"])
-        except Exception:  # noqa: BLE001 - not started (yet)
+        except Exception:
             return None
 
-    def wait_for_job(self, job_id: str, timeout: float = 180.0, interval: float = 0.5) -> dict[str, Any]:
+    def wait_for_job(
+        self, job_id: str, timeout: float = 180.0, interval: float = 0.5
+    ) -> dict[str, Any]:
         """Wait until the job is terminal AND its execution has ended; return the job item."""
         deadline = time.monotonic() + timeout
         job = None
         while time.monotonic() < deadline:
             job = self.get_job(job_id)
-            if job and job.get("status") in TERMINAL and self.execution_status(job_id) not in ("RUNNING",):
+            if (
+                job
+                and job.get("status") in TERMINAL
+                and self.execution_status(job_id) not in ("RUNNING",)
+            ):
                 return job
             time.sleep(interval)
-        raise TimeoutError(f"job {job_id} not terminal after {timeout}s: {job and job.get('status')}")
+        raise TimeoutError(
+            f"job {job_id} not terminal after {timeout}s: {job and job.get('status')}"
+        )
 
     def running_executions(self) -> int:
         sfn = self.client("stepfunctions")
-        return len(sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"])
+        return len(
+            sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")[
+                "executions"
+            ]
+        )
 
     def endpoint_metrics(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.endpoint_url + "/metrics", timeout=10) as r:  # noqa: S310
+        with urllib.request.urlopen(self.endpoint_url + "/metrics", timeout=10) as r:
             return dict(json.loads(r.read()))
 
     def drain(self, timeout: float = 120.0) -> None:
@@ -369,9 +445,13 @@ class LocalCloud:
     def set_faults(self, plan: dict[str, Any] | None) -> dict[str, Any]:
         method = "DELETE" if plan is None else "POST"
         data = None if plan is None else json.dumps(plan).encode()
-        req = urllib.request.Request(self.endpoint_url + "/faults", data=data, method=method,  # noqa: S310
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+        req = urllib.request.Request(
+            self.endpoint_url + "/faults",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
             return dict(json.loads(r.read() or b"{}"))
 
 

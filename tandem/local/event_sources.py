@@ -44,12 +44,22 @@ def _match_value(rule: Any, value: Any, present: bool) -> bool:
             ab = ab if isinstance(ab, list) else [ab]
             return present and value not in ab
         if "equals-ignore-case" in rule:
-            return present and isinstance(value, str) and value.lower() == str(rule["equals-ignore-case"]).lower()
+            return (
+                present
+                and isinstance(value, str)
+                and value.lower() == str(rule["equals-ignore-case"]).lower()
+            )
         if "numeric" in rule:
             ops = rule["numeric"]
             if not present or not isinstance(value, int | float):
                 return False
-            cmp = {"<": value.__lt__, "<=": value.__le__, "=": value.__eq__, ">": value.__gt__, ">=": value.__ge__}
+            cmp = {
+                "<": value.__lt__,
+                "<=": value.__le__,
+                "=": value.__eq__,
+                ">": value.__gt__,
+                ">=": value.__ge__,
+            }
             return all(cmp[ops[i]](ops[i + 1]) for i in range(0, len(ops), 2))
         raise ValueError(f"unsupported EventBridge pattern operator {rule}")
     return present and value == rule
@@ -72,13 +82,25 @@ def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
 
 
 def s3_object_created_event(
-    bucket: str, key: str, size: int, etag: str, version_id: str | None,
-    region: str = "us-east-1", account: str = "123456789012", reason: str = "PutObject",
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    version_id: str | None,
+    region: str = "us-east-1",
+    account: str = "123456789012",
+    reason: str = "PutObject",
 ) -> dict[str, Any]:
     """The EventBridge event S3 sends for a new object (detail-type "Object Created")."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    obj: dict[str, Any] = {"key": key, "size": size, "etag": etag.strip('"'),
-                           "sequencer": hashlib.sha1(f"{key}{version_id}".encode()).hexdigest()[:18].upper()}  # noqa: S324
+    obj: dict[str, Any] = {
+        "key": key,
+        "size": size,
+        "etag": etag.strip('"'),
+        "sequencer": hashlib.sha1(f"{key}{version_id}".encode(), usedforsecurity=False)
+        .hexdigest()[:18]
+        .upper(),
+    }
     if version_id and version_id != "null":
         obj["version-id"] = version_id
     return {
@@ -160,12 +182,16 @@ class S3EventBridgePoller(_Poller):
                 if ident in self.seen:
                     continue
                 self.seen.add(ident)
-                event = s3_object_created_event(bucket, v["Key"], v["Size"], v["ETag"], v.get("VersionId"))
+                event = s3_object_created_event(
+                    bucket, v["Key"], v["Size"], v["ETag"], v.get("VersionId")
+                )
                 for fn, pattern in self.rules:
                     if pattern_matches(pattern, event):
                         self.delivered += 1
                         busy = True
-                        threading.Thread(target=self._deliver, args=(fn, event), daemon=True).start()
+                        threading.Thread(
+                            target=self._deliver, args=(fn, event), daemon=True
+                        ).start()
         return busy
 
     def _versions(self, bucket: str) -> list[dict[str, Any]]:
@@ -180,8 +206,12 @@ class S3EventBridgePoller(_Poller):
             result = self.invoke(fn, event)
             if not getattr(result, "error_type", None):
                 return
-            log.warning("S3 event delivery to %s failed (attempt %d): %s", fn, attempt + 1,
-                        getattr(result, "payload", {}).get("errorType"))
+            log.warning(
+                "S3 event delivery to %s failed (attempt %d): %s",
+                fn,
+                attempt + 1,
+                getattr(result, "payload", {}).get("errorType"),
+            )
             time.sleep(1 + attempt)
 
 
@@ -224,8 +254,11 @@ class SqsPoller(_Poller):
         event = {"Records": [self._record(m) for m in messages]}
         result = self.invoke(self.function, event)
         if getattr(result, "error_type", None):
-            log.warning("SQS batch of %d failed as a whole (%s); messages become visible again",
-                        len(messages), result.payload.get("errorType"))
+            log.warning(
+                "SQS batch of %d failed as a whole (%s); messages become visible again",
+                len(messages),
+                result.payload.get("errorType"),
+            )
             return True
         failed: set[str] = set()
         if self.partial and isinstance(result.payload, dict):
@@ -235,7 +268,10 @@ class SqsPoller(_Poller):
         if to_delete:
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(to_delete)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(to_delete)
+                ],
             )
         return True
 
@@ -255,10 +291,16 @@ class SqsPoller(_Poller):
             "receiptHandle": m["ReceiptHandle"],
             "body": m["Body"],
             "attributes": {
-                k: str(attrs[k]) for k in (
-                    "ApproximateReceiveCount", "SentTimestamp", "SenderId",
-                    "ApproximateFirstReceiveTimestamp", "MessageGroupId", "MessageDeduplicationId",
-                ) if k in attrs
+                k: str(attrs[k])
+                for k in (
+                    "ApproximateReceiveCount",
+                    "SentTimestamp",
+                    "SenderId",
+                    "ApproximateFirstReceiveTimestamp",
+                    "MessageGroupId",
+                    "MessageDeduplicationId",
+                )
+                if k in attrs
             },
             "messageAttributes": msg_attrs,
             "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324

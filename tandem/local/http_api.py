@@ -26,8 +26,15 @@ from tandem.local.template import FunctionSpec
 
 log = logging.getLogger(__name__)
 
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-               "application/x-www-form-urlencoded", "+json", "+xml")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "+json",
+    "+xml",
+)
 
 
 @dataclass
@@ -80,7 +87,9 @@ def _is_text(content_type: str) -> bool:
 
 
 class LocalHttpApi:
-    def __init__(self, lambdas: LambdaService, routes: list[Route], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, lambdas: LambdaService, routes: list[Route], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.lambdas = lambdas
         self.routes = routes
         api = self
@@ -88,19 +97,21 @@ class LocalHttpApi:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("http api: " + format, *args)
 
             def _any(self) -> None:
                 api._handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="http-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="http-api", daemon=True
+        )
 
     def start(self) -> LocalHttpApi:
         self._thread.start()
@@ -119,7 +130,9 @@ class LocalHttpApi:
                 return r, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
         return None
 
-    def build_event(self, h: BaseHTTPRequestHandler, route: Route, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    def build_event(
+        self, h: BaseHTTPRequestHandler, route: Route, params: dict[str, str], body: bytes
+    ) -> dict[str, Any]:
         raw_path, _, raw_qs = h.path.partition("?")
         headers: dict[str, str] = {}
         for k, v in h.headers.items():
@@ -183,16 +196,26 @@ class LocalHttpApi:
         path = h.path.partition("?")[0]
         found = self.match(h.command, path)
         if found is None:
-            self._reply(h, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}', [])
+            self._reply(
+                h, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}', []
+            )
             return
         route, params = found
         event = self.build_event(h, route, params, body)
         result = self.lambdas.invoke(route.function, event)
         if result.error_type:
-            self._reply(h, 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}', [])
+            self._reply(
+                h,
+                500,
+                {"content-type": "application/json"},
+                b'{"message":"Internal Server Error"}',
+                [],
+            )
             return
         status, headers, out, cookies = self.to_http(result.payload)
-        log.debug("%s %s -> %s (%.0f ms)", h.command, path, status, 1000 * (time.monotonic() - started))
+        log.debug(
+            "%s %s -> %s (%.0f ms)", h.command, path, status, 1000 * (time.monotonic() - started)
+        )
         self._reply(h, status, headers, out, cookies)
 
     @staticmethod
@@ -212,7 +235,13 @@ class LocalHttpApi:
         return 200, {"content-type": "application/json"}, json.dumps(payload).encode(), []
 
     @staticmethod
-    def _reply(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes, cookies: list[str]) -> None:
+    def _reply(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        cookies: list[str],
+    ) -> None:
         h.send_response(status)
         for k, v in headers.items():
             if k not in ("content-length", "connection", "transfer-encoding"):

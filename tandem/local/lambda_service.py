@@ -10,6 +10,7 @@ Function errors are Lambda-shaped: 200 + `X-Amz-Function-Error: Unhandled` +
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -83,14 +84,10 @@ class _Worker:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 if f:
@@ -100,7 +97,9 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_path: Path, max_workers: int) -> None:
+    def __init__(
+        self, spec: FunctionSpec, env: dict[str, str], log_path: Path, max_workers: int
+    ) -> None:
         self.spec = spec
         self.env = env
         self.max_workers = max_workers
@@ -180,16 +179,18 @@ class LambdaService:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("lambda service: " + format, *args)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 service._handle(self)
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="lambda-service", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="lambda-service", daemon=True
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LambdaService:
@@ -235,15 +236,22 @@ class LambdaService:
             reply = worker.call(request, timeout=spec.timeout)
         except (EOFError, OSError, ValueError) as e:
             pool.release(worker, discard=True)
-            pool.log_file.write(f"[local-lambda] {request_id} worker died: {type(e).__name__}\n".encode())
+            pool.log_file.write(
+                f"[local-lambda] {request_id} worker died: {type(e).__name__}\n".encode()
+            )
             pool.log_file.flush()
             return InvokeResult(
-                {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: Runtime exited"},
+                {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited",
+                },
                 "Unhandled",
             )
         pool.release(worker, discard=reply is None)
         if reply is None:
-            pool.log_file.write(f"[local-lambda] {request_id} timed out after {spec.timeout}s; worker killed\n".encode())
+            pool.log_file.write(
+                f"[local-lambda] {request_id} timed out after {spec.timeout}s; worker killed\n".encode()
+            )
             pool.log_file.flush()
             return InvokeResult(
                 {
@@ -278,25 +286,44 @@ class LambdaService:
         parts = h.path.split("?", 1)[0].split("/")
         # ['', '2015-03-31', 'functions', NAME, 'invocations']
         if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
-            self._send(h, 404, {"Type": "User", "message": f"Unknown path {h.path}"},
-                       {"x-amzn-ErrorType": "UnknownOperationException"})
+            self._send(
+                h,
+                404,
+                {"Type": "User", "message": f"Unknown path {h.path}"},
+                {"x-amzn-ErrorType": "UnknownOperationException"},
+            )
             return
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         name = self.resolve_name(parts[3])
         if name is None:
-            self._send(h, 404, {"Type": "User", "Message": f"Function not found: {urllib.parse.unquote(parts[3])}"},
-                       {"x-amzn-ErrorType": "ResourceNotFoundException"})
+            self._send(
+                h,
+                404,
+                {
+                    "Type": "User",
+                    "Message": f"Function not found: {urllib.parse.unquote(parts[3])}",
+                },
+                {"x-amzn-ErrorType": "ResourceNotFoundException"},
+            )
             return
         if len(raw) > MAX_SYNC_PAYLOAD:
-            self._send(h, 413, {"Type": "User", "message": "Request must be smaller than 6291456 bytes"},
-                       {"x-amzn-ErrorType": "RequestTooLargeException"})
+            self._send(
+                h,
+                413,
+                {"Type": "User", "message": "Request must be smaller than 6291456 bytes"},
+                {"x-amzn-ErrorType": "RequestTooLargeException"},
+            )
             return
         try:
             event = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            self._send(h, 400, {"Type": "User", "message": "Could not parse request body into json"},
-                       {"x-amzn-ErrorType": "InvalidRequestContentException"})
+            self._send(
+                h,
+                400,
+                {"Type": "User", "message": "Could not parse request body into json"},
+                {"x-amzn-ErrorType": "InvalidRequestContentException"},
+            )
             return
         itype = h.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if itype == "DryRun":
@@ -313,7 +340,9 @@ class LambdaService:
         self._send(h, 200, result.payload, headers)
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]
+    ) -> None:
         body = b"" if payload is None and status in (202, 204) else json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")

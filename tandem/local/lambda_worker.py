@@ -59,7 +59,9 @@ def main() -> None:
     except Exception as e:
         init_error = {
             "ok": False,
-            "errorType": "Runtime.ImportModuleError" if isinstance(e, ImportError) else type(e).__name__,
+            "errorType": "Runtime.ImportModuleError"
+            if isinstance(e, ImportError)
+            else type(e).__name__,
             "errorMessage": f"Unable to import module '{handler_spec}': {e}",
             "stackTrace": traceback.format_exception(e),
         }
@@ -81,11 +83,19 @@ def main() -> None:
                     "ok": False,
                     "errorType": type(e).__name__,
                     "errorMessage": str(e),
-                    "stackTrace": [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in tb],
+                    "stackTrace": [
+                        f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in tb
+                    ],
                 }
                 print(
-                    json.dumps({"level": "ERROR", "requestId": req["request_id"],
-                                "errorType": type(e).__name__, "stackTrace": reply["stackTrace"]}),
+                    json.dumps(
+                        {
+                            "level": "ERROR",
+                            "requestId": req["request_id"],
+                            "errorType": type(e).__name__,
+                            "stackTrace": reply["stackTrace"],
+                        }
+                    ),
                     file=sys.stderr,
                 )
         sys.stdout.flush()

@@ -107,8 +107,14 @@ class LocalTemplate:
             if value is None:
                 raise TemplateError(f"parameter {name} has no default and no override")
             if spec.get("Type") == "CommaDelimitedList":
-                value = [] if value in ("", []) else (
-                    value if isinstance(value, list) else [s.strip() for s in str(value).split(",")]
+                value = (
+                    []
+                    if value in ("", [])
+                    else (
+                        value
+                        if isinstance(value, list)
+                        else [s.strip() for s in str(value).split(",")]
+                    )
                 )
             else:
                 value = str(value)
@@ -125,7 +131,7 @@ class LocalTemplate:
 
     def _eval_cond(self, expr: Any) -> Any:
         if isinstance(expr, dict) and len(expr) == 1:
-            (k, v), = expr.items()
+            ((k, v),) = expr.items()
             if k == "Fn::Equals":
                 a, b = (self.resolve(x) for x in v)
                 return str(a) == str(b)
@@ -149,7 +155,7 @@ class LocalTemplate:
         typ = res["Type"]
         props = res.get("Properties", {})
         if typ == "AWS::S3::Bucket":
-            return props.get("BucketName") and self.resolve(props["BucketName"]) or (
+            return (props.get("BucketName") and self.resolve(props["BucketName"])) or (
                 f"{self.stack_name}-{logical_id}".lower()
             )
         if typ == "AWS::DynamoDB::Table" and "TableName" in props:
@@ -228,7 +234,7 @@ class LocalTemplate:
         if not isinstance(v, dict):
             return v
         if len(v) == 1:
-            (k, arg), = v.items()
+            ((k, arg),) = v.items()
             if k == "Ref":
                 return self.ref(arg)
             if k == "Fn::GetAtt":
@@ -270,7 +276,9 @@ class LocalTemplate:
 
     # ------------------------------------------------------------------ views
     def of_type(self, typ: str) -> list[str]:
-        return [lid for lid, r in self.resources.items() if r["Type"] == typ and self.is_active(lid)]
+        return [
+            lid for lid, r in self.resources.items() if r["Type"] == typ and self.is_active(lid)
+        ]
 
     def props(self, logical_id: str) -> dict[str, Any]:
         return self.resolve(self.resources[logical_id].get("Properties", {}))
@@ -323,7 +331,9 @@ class LocalTemplate:
             text = (self.root / self.resolve(props["DefinitionUri"])).read_text()
         else:
             text = json.dumps(self.resolve(props["Definition"]))
-        subs = {k: str(self.resolve(v)) for k, v in (props.get("DefinitionSubstitutions") or {}).items()}
+        subs = {
+            k: str(self.resolve(v)) for k, v in (props.get("DefinitionSubstitutions") or {}).items()
+        }
         for k, val in subs.items():
             text = text.replace("${" + k + "}", val)
         json.loads(text)  # must still be valid JSON
@@ -350,7 +360,9 @@ def _env_str(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------- resource creation
-def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: int | None = 2) -> dict[str, dict[str, Any]]:
+def create_resources(
+    tpl: LocalTemplate, session: Any, local_queue_visibility: int | None = 2
+) -> dict[str, dict[str, Any]]:
     """Create every S3 bucket, DynamoDB table, SQS queue and state machine of the template in moto.
 
     `session` is a boto3 Session (clients run against the in-process mock). Returns
@@ -369,7 +381,11 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
         s3.create_bucket(Bucket=name)
         if p.get("VersioningConfiguration", {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        eb = bool(p.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"))
+        eb = bool(
+            p.get("NotificationConfiguration", {})
+            .get("EventBridgeConfiguration", {})
+            .get("EventBridgeEnabled")
+        )
         if eb:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -388,7 +404,10 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
             kwargs["BillingMode"] = "PAY_PER_REQUEST"
         else:
             kwargs["ProvisionedThroughput"] = {
-                k: int(v) for k, v in p.get("ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}).items()
+                k: int(v)
+                for k, v in p.get(
+                    "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+                ).items()
             }
         for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if key in p:
@@ -400,10 +419,17 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
             )
-        created[lid] = {"type": "AWS::DynamoDB::Table", "name": name, "ttl": (ttl or {}).get("AttributeName")}
+        created[lid] = {
+            "type": "AWS::DynamoDB::Table",
+            "name": name,
+            "ttl": (ttl or {}).get("AttributeName"),
+        }
 
     # queues: DLQs (no RedrivePolicy) first so redrive targets exist
-    queues = sorted(tpl.of_type("AWS::SQS::Queue"), key=lambda q: "RedrivePolicy" in tpl.resources[q].get("Properties", {}))
+    queues = sorted(
+        tpl.of_type("AWS::SQS::Queue"),
+        key=lambda q: "RedrivePolicy" in tpl.resources[q].get("Properties", {}),
+    )
     for lid in queues:
         p = tpl.props(lid)
         name = tpl.physical_name(lid)
@@ -417,7 +443,10 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
         if "RedrivePolicy" in p:
             rp = p["RedrivePolicy"]
             attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": rp["deadLetterTargetArn"], "maxReceiveCount": str(rp["maxReceiveCount"])}
+                {
+                    "deadLetterTargetArn": rp["deadLetterTargetArn"],
+                    "maxReceiveCount": str(rp["maxReceiveCount"]),
+                }
             )
         url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         created[lid] = {"type": "AWS::SQS::Queue", "name": name, "url": url, "arn": tpl.arn(lid)}
@@ -440,7 +469,12 @@ def create_resources(tpl: LocalTemplate, session: Any, local_queue_visibility: i
             roleArn=role_arn,
             type=props.get("Type", "STANDARD"),
         )["stateMachineArn"]
-        created[lid] = {"type": "AWS::Serverless::StateMachine", "name": name, "arn": arn, "adapted": notes}
+        created[lid] = {
+            "type": "AWS::Serverless::StateMachine",
+            "name": name,
+            "arn": arn,
+            "adapted": notes,
+        }
 
     for lid, spec in tpl.functions().items():
         created[lid] = {"type": "AWS::Serverless::Function", "name": spec.name, "arn": spec.arn}

@@ -33,23 +33,48 @@ def test_apply_is_idempotent_and_sets_names():
     assert moto_compat.apply() is False
     assert moto_compat.is_applied()
     m = _aws_sdk()
-    assert m.StateTaskServiceAwsSdk._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["sagemakerruntime"] == "sagemaker-runtime"
-    assert m.StateTaskServiceAwsSdk._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["sfn"] == "stepfunctions"  # kept
-    assert m.StateTaskServiceAwsSdk._normalise_service_error_name("sagemakerruntime") == "SageMakerRuntime"
+    assert (
+        m.StateTaskServiceAwsSdk._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["sagemakerruntime"]
+        == "sagemaker-runtime"
+    )
+    assert (
+        m.StateTaskServiceAwsSdk._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["sfn"] == "stepfunctions"
+    )  # kept
+    assert (
+        m.StateTaskServiceAwsSdk._normalise_service_error_name("sagemakerruntime")
+        == "SageMakerRuntime"
+    )
 
 
 def test_error_names_follow_step_functions():
     moto_compat.apply()
     cls = _aws_sdk().StateTaskServiceAwsSdk
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    modeled = client.exceptions.ModelError({"Error": {"Code": "ModelError", "Message": "m"}}, "InvokeEndpoint")
-    unmodeled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint")
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    modeled = client.exceptions.ModelError(
+        {"Error": {"Code": "ModelError", "Message": "m"}}, "InvokeEndpoint"
+    )
+    unmodeled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"
+    )
     svc = cls._normalise_service_error_name("sagemakerruntime")
     assert cls._normalise_exception_name(svc, modeled) == "SageMakerRuntime.ModelErrorException"
     # an unmodeled code is the service's generic exception, as in real Step Functions (Java SDK v2)
-    assert cls._normalise_exception_name(svc, unmodeled) == "SageMakerRuntime.SageMakerRuntimeException"
-    unavailable = client.exceptions.ServiceUnavailable({"Error": {"Code": "ServiceUnavailable", "Message": ""}}, "x")
-    assert cls._normalise_exception_name(svc, unavailable) == "SageMakerRuntime.ServiceUnavailableException"
+    assert (
+        cls._normalise_exception_name(svc, unmodeled)
+        == "SageMakerRuntime.SageMakerRuntimeException"
+    )
+    unavailable = client.exceptions.ServiceUnavailable(
+        {"Error": {"Code": "ServiceUnavailable", "Message": ""}}, "x"
+    )
+    assert (
+        cls._normalise_exception_name(svc, unavailable)
+        == "SageMakerRuntime.ServiceUnavailableException"
+    )
 
 
 def test_streaming_bodies_are_read_to_strings():
@@ -67,7 +92,12 @@ def test_adapt_definition_keeps_the_pipeline_parseable():
     assert "ToleratedFailurePercentage" not in doc["States"]["EmbedBatchesDistributed"]
     assert any("EXPRESS" in n for n in notes)
     # the inline path is untouched
-    assert doc["States"]["EmbedBatches"] == json.loads(tpl.state_machine_definition("PipelineStateMachine"))["States"]["EmbedBatches"]
+    assert (
+        doc["States"]["EmbedBatches"]
+        == json.loads(tpl.state_machine_definition("PipelineStateMachine"))["States"][
+            "EmbedBatches"
+        ]
+    )
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -76,15 +106,26 @@ class _Stub(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if _Stub.mode == "ok":
-            status, headers, body = 200, {"Content-Type": "application/json"}, b'{"count": 2, "dims": 384}'
+            status, headers, body = (
+                200,
+                {"Content-Type": "application/json"},
+                b'{"count": 2, "dims": 384}',
+            )
         elif _Stub.mode == "throttle":
-            status, headers, body = 429, {"x-amzn-ErrorType": "ThrottlingException"}, b'{"message": "slow down"}'
+            status, headers, body = (
+                429,
+                {"x-amzn-ErrorType": "ThrottlingException"},
+                b'{"message": "slow down"}',
+            )
         else:
-            status, headers, body = 424, {"x-amzn-ErrorType": "ModelError"}, (
-                b'{"message": "Received client error (400) from primary with message \\"bad\\""}')
+            status, headers, body = (
+                424,
+                {"x-amzn-ErrorType": "ModelError"},
+                (b'{"message": "Received client error (400) from primary with message \\"bad\\""}'),
+            )
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -93,26 +134,37 @@ class _Stub(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("ok", None),
-    ("throttle", "SageMakerRuntime.SageMakerRuntimeException"),
-    ("model", "SageMakerRuntime.ModelErrorException"),
-])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("ok", None),
+        ("throttle", "SageMakerRuntime.SageMakerRuntimeException"),
+        ("model", "SageMakerRuntime.ModelErrorException"),
+    ],
+)
 def test_interpreter_calls_sagemaker_runtime(monkeypatch, mode, expected):
     from moto import mock_aws
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Stub.mode = mode
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_address[1]}"
+    )
     definition = {
         "StartAt": "Call",
         "States": {
             "Call": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint",
-                "Parameters": {"EndpointName": "e", "ContentType": "application/json", "Body": "{}"},
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "Parameters": {
+                    "EndpointName": "e",
+                    "ContentType": "application/json",
+                    "Body": "{}",
+                },
+                "Catch": [
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}
+                ],
                 "End": True,
             },
             "Caught": {"Type": "Pass", "End": True},
@@ -122,8 +174,11 @@ def test_interpreter_calls_sagemaker_runtime(monkeypatch, mode, expected):
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
             moto_compat.apply()
             sfn = boto3.client("stepfunctions", region_name="us-east-1")
-            arn = sfn.create_state_machine(name=f"c-{mode}", definition=json.dumps(definition),
-                                           roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+            arn = sfn.create_state_machine(
+                name=f"c-{mode}",
+                definition=json.dumps(definition),
+                roleArn="arn:aws:iam::123456789012:role/x",
+            )["stateMachineArn"]
             ex = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
             for _ in range(200):
                 d = sfn.describe_execution(executionArn=ex)

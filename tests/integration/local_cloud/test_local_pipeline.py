@@ -16,21 +16,33 @@ SECRET_WORDS = "zanzibar-quokka-lattice"  # appears only in document text: must 
 
 
 def _post(url, body, headers=None):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json", **(headers or {})},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return r.status, json.loads(r.read())
 
 
 def _docs(n, tag):
-    return [{"id": f"{tag}-{i}", "text": f"{SECRET_WORDS} document {i} about {tag}: the tide rises at dawn."}
-            for i in range(n)]
+    return [
+        {
+            "id": f"{tag}-{i}",
+            "text": f"{SECRET_WORDS} document {i} about {tag}: the tide rises at dawn.",
+        }
+        for i in range(n)
+    ]
 
 
 def _result(cloud, job_id):
     s3 = cloud.client("s3")
     key = f"jobs/{job_id}/result/vectors.jsonl"
-    rows = [json.loads(x) for x in s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().splitlines()]
+    rows = [
+        json.loads(x)
+        for x in s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().splitlines()
+    ]
     return rows
 
 
@@ -38,7 +50,9 @@ def _chunk_texts(cloud, job_id):
     """chunk_id -> text, from the job's batch input files."""
     s3 = cloud.client("s3")
     out = {}
-    for obj in s3.list_objects_v2(Bucket=cloud.bucket, Prefix=f"jobs/{job_id}/batches/batch-")["Contents"]:
+    for obj in s3.list_objects_v2(Bucket=cloud.bucket, Prefix=f"jobs/{job_id}/batches/batch-")[
+        "Contents"
+    ]:
         for line in s3.get_object(Bucket=cloud.bucket, Key=obj["Key"])["Body"].read().splitlines():
             row = json.loads(line)
             out[row["chunk_id"]] = row["text"]
@@ -67,7 +81,9 @@ def test_api_inline_job(drained):
     _check_vectors(cloud, body["job_id"], ["api-0", "api-1", "api-2"])
     with urllib.request.urlopen(cloud.api_url + f"/v1/jobs/{body['job_id']}") as r:
         view = json.loads(r.read())
-    assert view["status"] == "SUCCEEDED" and view["downloads"]["vectors_jsonl"].startswith(cloud.moto_url)
+    assert view["status"] == "SUCCEEDED" and view["downloads"]["vectors_jsonl"].startswith(
+        cloud.moto_url
+    )
 
 
 def _s3_job_id(cloud, key, put):
@@ -93,7 +109,10 @@ def test_s3_upload_job_and_duplicate_event(drained):
     assert result.error_type is None, result.payload
     time.sleep(2)
     sfn = cloud.client("stepfunctions")
-    names = [e["name"] for e in sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]]
+    names = [
+        e["name"]
+        for e in sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
+    ]
     assert names.count(job_id) == 1
     assert cloud.get_job(job_id)["status"] == "SUCCEEDED"
 
@@ -102,7 +121,10 @@ def test_sqs_job_and_poison_message(drained):
     cloud = drained
     sqs = cloud.client("sqs")
     job_id = str(uuid.uuid4())
-    sqs.send_message(QueueUrl=cloud.queue_url, MessageBody=json.dumps({"job_id": job_id, "documents": _docs(2, "sqs")}))
+    sqs.send_message(
+        QueueUrl=cloud.queue_url,
+        MessageBody=json.dumps({"job_id": job_id, "documents": _docs(2, "sqs")}),
+    )
     sqs.send_message(QueueUrl=cloud.queue_url, MessageBody="this is not json")
     job = cloud.wait_for_job(job_id)
     assert job["status"] == "SUCCEEDED" and job["source"] == "sqs", job
@@ -110,7 +132,9 @@ def test_sqs_job_and_poison_message(drained):
     deadline = time.monotonic() + 60
     dlq = []
     while time.monotonic() < deadline and not dlq:
-        dlq = sqs.receive_message(QueueUrl=cloud.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+        dlq = sqs.receive_message(QueueUrl=cloud.dlq_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
         time.sleep(1)
     assert [m["Body"] for m in dlq] == ["this is not json"]
     attrs = sqs.get_queue_attributes(QueueUrl=cloud.queue_url, AttributeNames=["All"])["Attributes"]
@@ -145,32 +169,44 @@ def test_malformed_endpoint_output(drained):
     cloud.set_faults({"malformed": 20})
     job = cloud.wait_for_job(_api_job(cloud, tag="malformed"), timeout=240)
     assert job["status"] in ("PARTIAL", "FAILED"), job
-    assert {f["id"] for f in job.get("failed_documents") or []} == {"malformed-0", "malformed-1"}, job
+    assert {f["id"] for f in job.get("failed_documents") or []} == {"malformed-0", "malformed-1"}, (
+        job
+    )
 
 
 def test_missing_input_object_reaches_catch_and_fail(drained):
     cloud = drained
     sqs = cloud.client("sqs")
     job_id = str(uuid.uuid4())
-    sqs.send_message(QueueUrl=cloud.queue_url,
-                     MessageBody=json.dumps({"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/staging/missing-{job_id}.txt"}))
+    sqs.send_message(
+        QueueUrl=cloud.queue_url,
+        MessageBody=json.dumps(
+            {"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/staging/missing-{job_id}.txt"}
+        ),
+    )
     job = cloud.wait_for_job(job_id)
     assert job["status"] == "FAILED" and job["error"], job
     arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
     hist = cloud.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in hist if "stateEnteredEventDetails" in e]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in hist if "stateEnteredEventDetails" in e
+    ]
     assert "RecordFailure" in entered
 
 
 def test_logs_hold_no_document_text(cloud):
     cloud.drain()
-    leaked = [p.name for p in cloud.log_dir.glob("*.log") if SECRET_WORDS in p.read_text(errors="replace")]
+    leaked = [
+        p.name for p in cloud.log_dir.glob("*.log") if SECRET_WORDS in p.read_text(errors="replace")
+    ]
     assert leaked == []
     assert any(cloud.log_dir.glob("tandem-PreprocessFunction.log"))
 
 
 def test_lambda_invoke_via_boto3_against_the_real_functions(cloud):
     client = cloud.client("lambda")
-    r = client.invoke(FunctionName="tandem-FailFunction", Payload=json.dumps({"not": "a fail event"}))
+    r = client.invoke(
+        FunctionName="tandem-FailFunction", Payload=json.dumps({"not": "a fail event"})
+    )
     assert r["FunctionError"] == "Unhandled"
     assert json.loads(r["Payload"].read())["errorType"]
