@@ -296,7 +296,13 @@ def local() -> None:
 
 @local.command("up")
 @click.option("--port", default=3000, show_default=True, help="HTTP API port")
-def local_up(port: int) -> None:
+@click.option(
+    "--lambda-port",
+    default=3001,
+    show_default=True,
+    help="Lambda Invoke API port (like `sam local start-lambda`)",
+)
+def local_up(port: int, lambda_port: int) -> None:
     """Start the local cloud and serve until Ctrl-C."""
     from tandem.local.cloud import LocalCloud
 
@@ -306,7 +312,7 @@ def local_up(port: int) -> None:
     def on_signal(signum: int, frame: Any) -> None:
         stop["flag"] = True
 
-    with LocalCloud(api_port=port) as cloud:
+    with LocalCloud(api_port=port, lambda_port=lambda_port) as cloud:
         click.echo(f"API: {cloud.api_url}")
         click.echo(
             f"Lambda service: {cloud.lambda_url}  (aws lambda invoke --endpoint-url {cloud.lambda_url} ...)"

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -130,10 +131,13 @@ def create_app(
 
     async def runtime_invocations(request: Request) -> Response:
         response = await _invoke(state, request)
-        if response.status_code < 400:
+        if response.status_code >= 400:
+            response = _as_runtime_error(response)
+        else:
             response.headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
-            return response
-        return _as_runtime_error(response)
+        # The runtime always names the request; Step Functions puts it in the error's Cause.
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        return response
 
     async def metrics(request: Request) -> Response:
         batch_stats = state.batcher.stats.snapshot() if state.batcher else {}
@@ -339,10 +343,14 @@ def _parse_jsonl_texts(raw: bytes) -> list[str]:
     return texts
 
 
+MAX_ERROR_CHARS = 512
+
+
 def _as_runtime_error(container_response: Response) -> Response:
     """Reshape a container error the way the SageMaker runtime reports it to boto3."""
     status = container_response.status_code
-    original = bytes(container_response.body).decode("utf-8", errors="replace")
+    # Capped: the message lands in Step Functions state (Map results), which has a 256 KiB limit.
+    original = bytes(container_response.body).decode("utf-8", errors="replace")[:MAX_ERROR_CHARS]
     if status == 429:
         error_type, runtime_status, message = "ThrottlingException", 429, _error_message(original)
     elif status == 503:

@@ -49,6 +49,7 @@ class LocalCloud:
         template: str | Path = REPO_ROOT / "template.yaml",
         stack_name: str = "tandem",
         api_port: int = 0,
+        lambda_port: int = 0,
         log_dir: str | Path | None = None,
         parameter_overrides: dict[str, str] | None = None,
         start_endpoint: bool = True,
@@ -62,6 +63,7 @@ class LocalCloud:
         self.template = LocalTemplate(template, stack_name=stack_name, overrides=overrides)
         self.region = self.template.region
         self.api_port = api_port
+        self.lambda_port = lambda_port
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self.log_dir = Path(log_dir) if log_dir else REPO_ROOT / ".tandem" / "sessions" / stamp
         self.start_endpoint = start_endpoint
@@ -141,7 +143,11 @@ class LocalCloud:
         self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}"
 
         self._lambda = LambdaService(
-            self.functions, self._function_env, self.log_dir, max_workers=self.max_workers
+            self.functions,
+            self._function_env,
+            self.log_dir,
+            port=self.lambda_port,
+            max_workers=self.max_workers,
         )
         self._lambda.start()
         self.lambda_url = self._lambda.url

@@ -80,6 +80,25 @@ def test_container_4xx_is_model_error_424(url: str) -> None:
     assert err.response["OriginalStatusCode"] == 400
 
 
+def test_every_runtime_reply_names_its_request(url: str) -> None:
+    # Step Functions reads the request id into the error's Cause; the runtime always sends one.
+    ok = invoke(url, {"inputs": ["a"]})
+    assert ok["ResponseMetadata"]["RequestId"]
+    err = error_of(url, "{broken json")
+    assert err.response["ResponseMetadata"]["RequestId"]
+
+
+def test_runtime_error_messages_are_capped_for_step_functions_state() -> None:
+    # A huge container message must not blow the Map's results past the 256 KiB state limit.
+    from starlette.responses import JSONResponse
+    from tandem_endpoint.server import _as_runtime_error
+
+    huge = JSONResponse({"error": {"code": "boom", "message": "x" * 100_000}}, status_code=500)
+    body = json.loads(bytes(_as_runtime_error(huge).body))
+    assert len(body["message"]) < 1024
+    assert body["OriginalStatusCode"] == 500
+
+
 def test_container_503_is_service_unavailable() -> None:
     never = threading.Event()
 
