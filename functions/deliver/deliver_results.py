@@ -150,7 +150,7 @@ def deliver_job(
         {
             "job_id": job_id,
             "status": status,
-            "model": settings.resources.endpoint_name,
+            "endpoint": settings.resources.endpoint_name,  # the model behind it is a plug-in
             "dims": dims,
             "counts": counts.model_dump(),
             "files": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import urllib.request
@@ -84,6 +85,16 @@ def test_api_inline_job(drained):
     assert view["status"] == "SUCCEEDED" and view["downloads"]["vectors_jsonl"].startswith(
         cloud.moto_url
     )
+    # The presigned downloads work, and the binary vectors match the JSONL ones row for row.
+    with urllib.request.urlopen(view["downloads"]["manifest"]) as r:
+        manifest = json.loads(r.read())
+    assert manifest["endpoint"] == "tandem-embeddings" and manifest["dims"] == 384
+    assert manifest["counts"] == job["counts"]
+    with urllib.request.urlopen(view["downloads"]["vectors_npy"]) as r:
+        npy = np.load(io.BytesIO(r.read()))
+    jsonl = np.asarray([row["embedding"] for row in _result(cloud, body["job_id"])], np.float32)
+    assert npy.shape == (job["counts"]["embedded"], 384)
+    np.testing.assert_allclose(npy, jsonl, atol=1e-6)
 
 
 def _s3_job_id(cloud, key, put):
