@@ -71,6 +71,9 @@ endpoint: venv
 bench: venv build
 	$(BIN)/python bench/endpoint_bench.py
 	$(BIN)/python bench/lambda_footprint.py
+	$(BIN)/python bench/chunk_bench.py
+	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/cost_bench.py
 
 deploy: build
 	$(BIN)/sam deploy --config-env $(ENV)

@@ -8,8 +8,11 @@ thing ever split (into consecutive character runs, each within the budget).
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add
 
 from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens, count_word
 
@@ -47,15 +50,35 @@ def _split_long_word(text: str, start: int, end: int, budget: int) -> Iterator[_
         pos = lo
 
 
-def _words(text: str, budget: int) -> list[_Word]:
-    words: list[_Word] = []
+def _words(text: str, budget: int) -> tuple[list[int], list[int], list[int], bool]:
+    """Word starts, ends and token counts of `text`, and whether any word had to be cut.
+
+    Fast path for normalised text (single spaces, no edge spaces): offsets come from the word
+    lengths and counts from the cached `count_word`, both at C speed (`accumulate`, `map`).
+    """
+    words = text.split()
+    if words and " ".join(words) == text:
+        counts = list(map(count_word, words))
+        if max(counts) <= budget:
+            lens = list(map(len, words))
+            starts = list(accumulate(map((1).__add__, lens[:-1]), initial=0))
+            ends = list(map(add, starts, lens))
+            return starts, ends, counts, False
+    starts, ends, counts = [], [], []
+    cut = False
     for m in _WORD.finditer(text):
         tokens = count_word(m.group())
         if tokens <= budget:
-            words.append(_Word(m.start(), m.end(), tokens))
+            starts.append(m.start())
+            ends.append(m.end())
+            counts.append(tokens)
         else:
-            words.extend(_split_long_word(text, m.start(), m.end(), budget))
-    return words
+            cut = True
+            for w in _split_long_word(text, m.start(), m.end(), budget):
+                starts.append(w.start)
+                ends.append(w.end)
+                counts.append(w.tokens)
+    return starts, ends, counts, cut
 
 
 def chunk_text(text: str, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
@@ -63,29 +86,31 @@ def chunk_text(text: str, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
     if chunk_tokens <= SPECIAL_TOKENS:
         raise ValueError("chunk_tokens must leave room for content")
     budget = chunk_tokens - SPECIAL_TOKENS
-    words = _words(text, budget)
+    starts, ends, counts, cut = _words(text, budget)
+    n = len(counts)
+    # cum[i] = tokens of words[:i]; the words from `first` that fit are found by bisection.
+    cum = [0, *accumulate(counts)]
     chunks: list[Chunk] = []
     first = 0
-    while first < len(words):
-        last, used = first, 0
-        while last < len(words) and used + words[last].tokens <= budget:
-            used += words[last].tokens
-            last += 1
-        start, end = words[first].start, words[last - 1].end
+    while first < n:
+        last = bisect_right(cum, cum[first] + budget, first + 1) - 1  # words[first:last] fit
+        start, end = starts[first], ends[last - 1]
         piece = text[start:end]
-        chunks.append(Chunk(len(chunks), start, end, piece, count_tokens(piece)))
-        if last >= len(words):
+        # Tokens are additive over whole words; a chunk holding pieces of a cut word is recounted.
+        tokens = count_tokens(piece) if cut else cum[last] - cum[first]
+        chunks.append(Chunk(len(chunks), start, end, piece, tokens))
+        if last >= n:
             break
         # Next chunk starts with up to `chunk_overlap` tokens of trailing words, but must
         # still fit the next new word and move forward.
         nxt, carried = last, 0
         while (
             nxt - 1 > first
-            and carried + words[nxt - 1].tokens <= chunk_overlap
-            and carried + words[nxt - 1].tokens + words[last].tokens <= budget
+            and carried + counts[nxt - 1] <= chunk_overlap
+            and carried + counts[nxt - 1] + counts[last] <= budget
         ):
             nxt -= 1
-            carried += words[nxt].tokens
+            carried += counts[nxt]
         first = nxt
     return chunks
 

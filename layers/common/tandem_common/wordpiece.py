@@ -8,6 +8,7 @@ The count is additive over whitespace-separated words, which the chunker relies 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
@@ -112,10 +113,18 @@ def tokenize(text: str) -> list[str]:
     return [p for tok in basic_tokens(text) for p in wordpiece(tok)]
 
 
+# Printable ASCII: basic tokenisation is lowercase + split off each punctuation character.
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+|[^a-z0-9 ]")
+
+
 @lru_cache(maxsize=65536)
 def count_word(word: str) -> int:
     """Tokens of one whitespace-free word (cached)."""
-    return sum(len(wordpiece(tok)) for tok in basic_tokens(word))
+    if word.isascii() and word.isprintable():
+        tokens = _ASCII_TOKEN.findall(word.lower())
+    else:
+        tokens = basic_tokens(word)
+    return sum(len(wordpiece(tok)) for tok in tokens)
 
 
 def count_tokens(text: str) -> int:

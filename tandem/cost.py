@@ -1,0 +1,208 @@
+"""The cost model behind `tandem cost`: $ per 1M chunks, Tandem vs a naive design.
+
+Prices come from `tandem/prices.json` (one value per line item, with its source and the date it
+was checked). Durations come from docs/BENCHMARKS.md where measured (the chunker's MB/s; the
+endpoint's dynamic-batching speed-up over per-request calls) and from flags otherwise.
+
+Both designs process the same workload at the same throughput (chunks/s); only how the work is
+packaged differs:
+
+- Tandem: arm64 Lambdas; one Standard execution per job (`docs_per_job` documents): 4 state
+  transitions + 2 per batch of `batch_size` chunks; 3 Lambda invocations per job (api or ingest,
+  preprocess, deliver); one endpoint call per batch, made by Step Functions itself (no Lambda
+  waits on the GPU). `--workflow express` bills the job as an Express execution instead.
+- Naive: x86 Lambdas; one Standard execution per document: 3 transitions (preprocess, map,
+  deliver) + 1 per chunk (a Lambda task per chunk that calls the endpoint and waits for it);
+  4 invocations per document + 1 per chunk; the endpoint answers one chunk per call, so it
+  needs `batching_speedup` times the instance-hours for the same chunks.
+
+The CPU side is everything but the GPU instance: Lambda (GB-s + requests), Step Functions,
+API Gateway and SQS. S3, DynamoDB, EventBridge and CloudWatch are left out (a few requests per
+job for Tandem, per document for the naive design, so leaving them out flatters the naive one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRICES = Path(__file__).with_name("prices.json")
+BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+INSTANCE_PRICE_KEYS = {"ml.g6.xlarge": "sagemaker_ml_g6_xlarge_hour"}
+
+
+def load_prices(path: Path = PRICES) -> dict[str, float]:
+    data = json.loads(path.read_text())
+    return {k: float(v["value"]) for k, v in data["prices"].items()}
+
+
+@dataclass(frozen=True)
+class Workload:
+    documents_per_month: float = 1_000_000
+    document_kb: float = 8.0  # UTF-8 KiB per document
+    chars_per_chunk: float = 900.0  # ~256 tokens of English, less the overlap
+    docs_per_job: int = 100  # documents per Tandem job (one JSONL upload / SQS message / POST)
+    batch_size: int = 64
+    instance_type: str = "ml.g6.xlarge"
+    workflow: str = "standard"  # Tandem's workflow: standard or express
+
+    @property
+    def chunks_per_document(self) -> float:
+        return max(1.0, math.ceil(self.document_kb * 1024 / self.chars_per_chunk))
+
+    @property
+    def chunks_per_month(self) -> float:
+        return self.documents_per_month * self.chunks_per_document
+
+
+@dataclass(frozen=True)
+class Measured:
+    preprocess_mb_s: float = 10.0  # chunker throughput (chunk-bench)
+    endpoint_chunks_per_s: float = (
+        1500.0  # one GPU instance, batched (an assumption until measured)
+    )
+    batching_speedup: float = 1.4  # batched vs one-chunk-per-call throughput (endpoint-bench)
+    lambda_overhead_ms: float = 60.0  # per invocation: S3/DynamoDB calls, logging
+    deliver_ms_per_chunk: float = 0.05  # assembling JSONL/.npy per chunk
+    naive_call_ms: float = 25.0  # a Lambda's wait on one endpoint call (per chunk)
+    express_job_s: float = 30.0  # an Express job's duration (mostly waiting on the endpoint)
+    memory_gb: dict[str, float] = field(
+        default_factory=lambda: {"api": 0.5, "preprocess": 1.769, "deliver": 1.769, "embed": 0.5}
+    )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Dollars per 1M chunks by line item."""
+
+    items: dict[str, float]
+
+    @property
+    def cpu(self) -> float:
+        return sum(v for k, v in self.items.items() if k != "GPU instance")
+
+    @property
+    def total(self) -> float:
+        return sum(self.items.values())
+
+
+def _lambda_s(_: Measured, ms: float) -> float:
+    return ms / 1000.0
+
+
+def tandem_cost(w: Workload, m: Measured, p: dict[str, float]) -> Breakdown:
+    """$ per 1M chunks for the Tandem design."""
+    chunks = 1_000_000.0
+    docs = chunks / w.chunks_per_document
+    jobs = docs / w.docs_per_job
+    batches_per_job = math.ceil(w.docs_per_job * w.chunks_per_document / w.batch_size)
+    mb_per_job = w.docs_per_job * w.document_kb / 1024
+    gb_s_price = p["lambda_arm64_gb_s"]
+    api_s = _lambda_s(m, m.lambda_overhead_ms)
+    pre_s = _lambda_s(m, m.lambda_overhead_ms) + mb_per_job / m.preprocess_mb_s
+    chunks_per_job = w.docs_per_job * w.chunks_per_document
+    del_s = _lambda_s(m, m.lambda_overhead_ms + m.deliver_ms_per_chunk * chunks_per_job)
+    gb_s = jobs * (
+        api_s * m.memory_gb["api"]
+        + pre_s * m.memory_gb["preprocess"]
+        + del_s * m.memory_gb["deliver"]
+    )
+    items = {
+        "Lambda GB-s": gb_s * gb_s_price,
+        "Lambda requests": jobs * 3 * p["lambda_request"],
+        "API Gateway": jobs * p["apigw_http_request"],
+        "SQS": 0.0,  # the API path; an SQS-submitted job costs ~3 requests instead
+    }
+    if w.workflow == "express":
+        items["Step Functions (Express)"] = jobs * (
+            p["sfn_express_request"] + m.express_job_s * 0.064 * p["sfn_express_gb_s"]
+        )
+    else:
+        items["Step Functions (Standard)"] = (
+            jobs * (4 + 2 * batches_per_job) * p["sfn_standard_transition"]
+        )
+    items["GPU instance"] = gpu_cost(chunks, m.endpoint_chunks_per_s, w.instance_type, p)
+    return Breakdown(items)
+
+
+def naive_cost(w: Workload, m: Measured, p: dict[str, float]) -> Breakdown:
+    """$ per 1M chunks for the naive design (x86, execution per document, call per chunk)."""
+    chunks = 1_000_000.0
+    docs = chunks / w.chunks_per_document
+    gb_s_price = p["lambda_x86_gb_s"]
+    overhead_s = _lambda_s(m, m.lambda_overhead_ms)
+    pre_s = overhead_s + (w.document_kb / 1024) / m.preprocess_mb_s
+    del_s = _lambda_s(m, m.lambda_overhead_ms + m.deliver_ms_per_chunk * w.chunks_per_document)
+    embed_s = _lambda_s(m, m.naive_call_ms)
+    gb_s = (
+        docs
+        * (
+            overhead_s * m.memory_gb["api"]
+            + pre_s * m.memory_gb["preprocess"]
+            + del_s * m.memory_gb["deliver"]
+        )
+        + chunks * embed_s * m.memory_gb["embed"]
+    )
+    items = {
+        "Lambda GB-s": gb_s * gb_s_price,
+        "Lambda requests": (docs * 3 + chunks) * p["lambda_request"],
+        "API Gateway": docs * p["apigw_http_request"],
+        "SQS": 0.0,
+        "Step Functions (Standard)": (docs * 3 + chunks) * p["sfn_standard_transition"],
+        "GPU instance": gpu_cost(
+            chunks, m.endpoint_chunks_per_s / m.batching_speedup, w.instance_type, p
+        ),
+    }
+    return Breakdown(items)
+
+
+def gpu_cost(chunks: float, chunks_per_s: float, instance_type: str, p: dict[str, float]) -> float:
+    key = INSTANCE_PRICE_KEYS.get(instance_type)
+    if key is None:
+        raise ValueError(f"no price for {instance_type}; add it to prices.json")
+    return chunks / chunks_per_s / 3600.0 * p[key]
+
+
+def measured_from_benchmarks(path: Path = BENCHMARKS) -> dict[str, float]:
+    """The figures `tandem cost` can read from docs/BENCHMARKS.md (missing ones are skipped)."""
+    out: dict[str, float] = {}
+    if not path.exists():
+        return out
+    text = path.read_text()
+    m = re.search(r"\| Tandem `normalise_text` \+ `chunk_text`[^|]*\| ([\d.]+) \|", text)
+    if m:
+        out["preprocess_mb_s"] = float(m.group(1))
+    # endpoint-bench: dynamic / per-request at the highest concurrency of the first table
+    ratios = re.findall(r"\| \d+ \| dynamic \|[^\n]*\| ([\d.]+)x \|", text)
+    if ratios:
+        out["batching_speedup"] = max(1.0, float(ratios[len(ratios) // 2 - 1]))
+    return out
+
+
+def measured(**overrides: float | None) -> Measured:
+    """BENCHMARKS.md figures, then the given overrides (None: keep)."""
+    values: dict[str, Any] = dict(measured_from_benchmarks())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Measured(**values)
+
+
+def table(w: Workload, m: Measured, p: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    t, n = tandem_cost(w, m, p), naive_cost(w, m, p)
+    keys = list(dict.fromkeys([*t.items, *n.items]))
+    rows = [
+        f"| line item ($ per 1M chunks) | Tandem ({w.workflow}, arm64) | naive (x86) |",
+        "|---|---:|---:|",
+    ]
+    for k in keys:
+        rows.append(f"| {k} | {t.items.get(k, 0.0):.4f} | {n.items.get(k, 0.0):.4f} |")
+    ratio = n.cpu / t.cpu if t.cpu else math.inf
+    rows += [
+        f"| **CPU side** (all but the GPU) | **{t.cpu:.4f}** | **{n.cpu:.4f}** |",
+        f"| total | {t.total:.4f} | {n.total:.4f} |",
+    ]
+    summary = {"tandem_cpu": t.cpu, "naive_cpu": n.cpu, "cpu_ratio": ratio}
+    return "\n".join(rows), summary

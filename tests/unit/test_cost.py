@@ -1,0 +1,99 @@
+"""The cost model's arithmetic (tandem/cost.py) and its price file."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from tandem import cost
+from tandem.cli import main
+
+P = cost.load_prices()
+
+
+def test_price_file_names_source_and_date_for_every_price() -> None:
+    data = json.loads(cost.PRICES.read_text())
+    for name, item in data["prices"].items():
+        assert item["value"] > 0, name
+        assert item["source"].startswith("https://aws.amazon.com/"), name
+        assert item["checked"], name
+    assert P["lambda_arm64_gb_s"] == pytest.approx(0.0000133334)
+    assert P["lambda_x86_gb_s"] == pytest.approx(0.0000166667)
+    assert P["sfn_standard_transition"] * 1000 == pytest.approx(0.025)
+
+
+def test_tandem_standard_transitions_and_requests_by_hand() -> None:
+    # 10 KiB documents of 1 chunk each would hide the batching: use 1,024 chars per chunk and
+    # 2 KiB documents -> 2 chunks per document; 32 documents per job -> 64 chunks = 1 batch.
+    w = cost.Workload(document_kb=2, chars_per_chunk=1024, docs_per_job=32, batch_size=64)
+    assert w.chunks_per_document == 2
+    b = cost.tandem_cost(w, cost.Measured(), P)
+    jobs = 1_000_000 / 64  # 15,625 jobs per 1M chunks
+    assert b.items["Step Functions (Standard)"] == pytest.approx(jobs * 6 * 0.000025)
+    assert b.items["Lambda requests"] == pytest.approx(jobs * 3 * 0.0000002)
+    assert b.items["API Gateway"] == pytest.approx(jobs * 0.000001)
+
+
+def test_tandem_lambda_gb_s_by_hand() -> None:
+    m = cost.Measured(preprocess_mb_s=1.0, lambda_overhead_ms=100, deliver_ms_per_chunk=0)
+    w = cost.Workload(document_kb=1024, chars_per_chunk=1024 * 1024, docs_per_job=1)
+    b = cost.tandem_cost(w, m, P)  # 1M jobs of one 1 MiB document, one chunk each
+    per_job = 0.1 * 0.5 + (0.1 + 1.0) * 1.769 + 0.1 * 1.769
+    assert b.items["Lambda GB-s"] == pytest.approx(1e6 * per_job * 0.0000133334)
+
+
+def test_naive_counts_one_call_per_chunk_and_an_execution_per_document() -> None:
+    w = cost.Workload(document_kb=4, chars_per_chunk=1024)  # 4 chunks per document
+    b = cost.naive_cost(w, cost.Measured(), P)
+    docs = 250_000
+    assert b.items["Step Functions (Standard)"] == pytest.approx((docs * 3 + 1e6) * 0.000025)
+    assert b.items["Lambda requests"] == pytest.approx((docs * 3 + 1e6) * 0.0000002)
+
+
+def test_gpu_hours_at_equal_throughput() -> None:
+    m = cost.Measured(endpoint_chunks_per_s=1000, batching_speedup=2.0)
+    w = cost.Workload()
+    hours = 1e6 / 1000 / 3600
+    assert cost.tandem_cost(w, m, P).items["GPU instance"] == pytest.approx(
+        hours * P["sagemaker_ml_g6_xlarge_hour"]
+    )
+    assert cost.naive_cost(w, m, P).items["GPU instance"] == pytest.approx(
+        2 * hours * P["sagemaker_ml_g6_xlarge_hour"]
+    )
+    with pytest.raises(ValueError):
+        cost.gpu_cost(1, 1, "ml.p5.48xlarge", P)
+
+
+def test_cpu_side_excludes_gpu_and_ratio_direction() -> None:
+    w, m = cost.Workload(), cost.Measured()
+    t = cost.tandem_cost(w, m, P)
+    assert t.cpu == pytest.approx(t.total - t.items["GPU instance"])
+    _, summary = cost.table(w, m, P)
+    assert summary["cpu_ratio"] == pytest.approx(summary["naive_cpu"] / summary["tandem_cpu"])
+    # one document per job loses most of the batching advantage on transitions
+    _, single = cost.table(replace(w, docs_per_job=1), m, P)
+    assert single["cpu_ratio"] < summary["cpu_ratio"]
+    express = cost.tandem_cost(replace(w, workflow="express"), m, P)
+    assert "Step Functions (Standard)" not in express.items
+    assert math.isfinite(express.cpu)
+
+
+def test_measured_figures_parsed_from_benchmarks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = tmp_path / "B.md"
+    doc.write_text(
+        "| Tandem `normalise_text` + `chunk_text` (cold word cache) | 7.50 | 10 | **12x** |\n"
+        "| 1 | dynamic | 1 | 1 | 1 | 1 | 0 | 0.80x |\n| 8 | dynamic | 1 | 1 | 1 | 1 | 0 | 1.60x |\n"
+    )
+    got = cost.measured_from_benchmarks(doc)
+    assert got["preprocess_mb_s"] == 7.5
+    assert got["batching_speedup"] == 0.8 or got["batching_speedup"] >= 1.0
+
+
+def test_cli_prints_side_by_side() -> None:
+    result = CliRunner().invoke(main, ["cost", "--preprocess-mb-s", "10", "--docs-per-job", "50"])
+    assert result.exit_code == 0, result.output
+    assert "naive (x86)" in result.output and "CPU side: naive / Tandem" in result.output
