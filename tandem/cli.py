@@ -407,5 +407,85 @@ def demo(samples: str, out: str, timeout: float, template: str | None) -> None:
     sys.exit(run_demo(Path(samples), Path(out), timeout, template))
 
 
+@main.command("cost")
+@click.option("--documents", default=1_000_000.0, show_default=True, help="documents per month")
+@click.option(
+    "--document-kb", default=8.0, show_default=True, help="average UTF-8 KiB per document"
+)
+@click.option("--docs-per-job", default=100, show_default=True, help="documents per Tandem job")
+@click.option("--batch-size", default=64, show_default=True, help="chunks per endpoint call")
+@click.option("--instance-type", default="ml.g6.xlarge", show_default=True)
+@click.option(
+    "--workflow", type=click.Choice(["standard", "express"]), default="standard", show_default=True
+)
+@click.option("--preprocess-mb-s", type=float, default=None, help="default: BENCHMARKS.md")
+@click.option(
+    "--endpoint-chunks-per-s",
+    type=float,
+    default=1500.0,
+    show_default=True,
+    help="one instance, batched (assumed: measure on the GPU)",
+)
+@click.option("--batching-speedup", type=float, default=None, help="default: BENCHMARKS.md")
+def cost(
+    documents: float,
+    document_kb: float,
+    docs_per_job: int,
+    batch_size: int,
+    instance_type: str,
+    workflow: str,
+    preprocess_mb_s: float | None,
+    endpoint_chunks_per_s: float,
+    batching_speedup: float | None,
+) -> None:
+    """$ per 1M chunks: Tandem side by side with a naive design, at equal throughput.
+
+    \b
+    Tandem: arm64 Lambdas (api, preprocess, deliver: 3 per job); one Standard execution per job
+    of --docs-per-job documents (4 transitions + 2 per batch) or one Express execution; one
+    endpoint call per batch, made by Step Functions (no Lambda waits on the GPU).
+    Naive: x86 Lambdas; one Standard execution per document (3 transitions + 1 per chunk); a
+    Lambda per chunk that calls the endpoint and waits; one chunk per call, so the GPU needs
+    --batching-speedup times the instance-hours.
+    CPU side = Lambda GB-s and requests + Step Functions + API Gateway + SQS (S3, DynamoDB,
+    EventBridge and CloudWatch left out). Prices: tandem/prices.json (source and date each);
+    durations: docs/BENCHMARKS.md where measured, else the flags.
+    """
+    from tandem import cost as model
+
+    prices = model.load_prices()
+    measured = model.measured(
+        endpoint_chunks_per_s=endpoint_chunks_per_s,
+        preprocess_mb_s=preprocess_mb_s,
+        batching_speedup=batching_speedup,
+    )
+    workload = model.Workload(
+        documents_per_month=documents,
+        document_kb=document_kb,
+        docs_per_job=docs_per_job,
+        batch_size=batch_size,
+        instance_type=instance_type,
+        workflow=workflow,
+    )
+    text, summary = model.table(workload, measured, prices)
+    click.echo(
+        f"workload: {documents:,.0f} documents/month of {document_kb:g} KiB "
+        f"({workload.chunks_per_document:g} chunks each, {workload.chunks_per_month:,.0f} "
+        f"chunks/month), {docs_per_job} documents per job, batch {batch_size}, {instance_type}"
+    )
+    click.echo(
+        f"measured: chunker {measured.preprocess_mb_s:g} MB/s, endpoint "
+        f"{measured.endpoint_chunks_per_s:g} chunks/s batched, batching speed-up "
+        f"{measured.batching_speedup:g}x"
+    )
+    click.echo(text)
+    click.echo(
+        f"CPU side: naive / Tandem = {summary['cpu_ratio']:.1f}x "
+        f"(target >= 20x: {'met' if summary['cpu_ratio'] >= 20 else 'missed'}); "
+        f"per month: Tandem ${summary['tandem_cpu'] * workload.chunks_per_month / 1e6:,.2f}, "
+        f"naive ${summary['naive_cpu'] * workload.chunks_per_month / 1e6:,.2f}"
+    )
+
+
 if __name__ == "__main__":
     main()
