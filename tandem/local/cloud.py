@@ -15,7 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +37,72 @@ TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED"}
 # inside the InvokeEndpoint task's 75 s timeout.
 LOCAL_PARAMETERS = {"MapMaxConcurrency": "2", "BatchSize": "16"}
 FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class S3PutFaults:
+    """WSGI middleware on the moto server (the path the workers and the endpoint use): fails
+    the next `count` PutObject calls whose key starts with `prefix` with an S3-shaped 5xx
+    (`503 SlowDown` by default). Copies, multipart parts and sub-resources pass through."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.rules: list[dict[str, Any]] = []
+        self.injected: list[str] = []  # keys failed so far
+
+    def set(self, rules: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.rules = [
+                {
+                    "prefix": str(r.get("prefix", "")),
+                    "count": int(r.get("count", 1)),
+                    "status": int(r.get("status", 503)),
+                    "code": str(r.get("code", "SlowDown")),
+                }
+                for r in rules
+            ]
+
+    def _match(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        if environ.get("REQUEST_METHOD") != "PUT" or not self.rules:
+            return None
+        if environ.get("QUERY_STRING") or environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+            return None  # multipart part, tagging, acl, copy...
+        parts = urllib.parse.unquote(environ.get("PATH_INFO", "")).lstrip("/").split("/", 1)
+        if len(parts) != 2 or not parts[1]:
+            return None  # CreateBucket or not path-style
+        key = parts[1]
+        with self.lock:
+            for rule in self.rules:
+                if rule["count"] > 0 and key.startswith(rule["prefix"]):
+                    rule["count"] -= 1
+                    self.injected.append(key)
+                    return key, rule
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        hit = self._match(environ)
+        if hit is None:
+            return self.app(environ, start_response)
+        key, rule = hit
+        from werkzeug.wrappers import Request
+
+        Request(environ).get_data()  # drain the body so the connection stays usable
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{rule["code"]}</Code>'
+            f"<Message>Injected fault (local cloud)</Message><Key>{key}</Key>"
+            f"<RequestId>{uuid4_hex()}</RequestId></Error>"
+        ).encode()
+        start_response(
+            f"{rule['status']} Injected",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
+def uuid4_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def free_port() -> int:
@@ -58,6 +126,7 @@ class LocalCloud:
         max_workers: int = 4,
         sqs_visibility_timeout: int = 2,
         extra_function_env: dict[str, str] | None = None,
+        schedule_interval_s: float | None = None,
     ) -> None:
         overrides = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
         self.template = LocalTemplate(template, stack_name=stack_name, overrides=overrides)
@@ -72,6 +141,9 @@ class LocalCloud:
         self.max_workers = max_workers
         self.sqs_visibility_timeout = sqs_visibility_timeout
         self.extra_function_env = extra_function_env or {}
+        # Schedule events (the watchdog's rate(5 minutes)) fire every N s locally; None: off
+        self.schedule_interval_s = schedule_interval_s
+        self._schedules: list[tuple[threading.Thread, threading.Event]] = []
         self.resources: dict[str, dict[str, Any]] = {}
         self.functions = self.template.functions()
         self.moto_url = ""
@@ -130,6 +202,9 @@ class LocalCloud:
         )
         self._moto_server.start()
         self.moto_url = f"http://127.0.0.1:{moto_port}"
+        server = self._moto_server._server  # werkzeug server: requests run `server.app`
+        self.s3_faults = S3PutFaults(server.app)
+        server.app = self.s3_faults
         moto_compat.apply()
 
         import boto3
@@ -164,6 +239,8 @@ class LocalCloud:
         self._api.start()
         self.api_url = self._api.url
         self._start_pollers()
+        if self.schedule_interval_s:
+            self.start_schedules(self.schedule_interval_s)
         self.startup_s = time.monotonic() - t0
         (self.log_dir / "session.json").write_text(json.dumps(self.describe(), indent=2))
         return self
@@ -292,7 +369,49 @@ class LocalCloud:
         for p in self._pollers:
             p.start()
 
+    def start_schedules(
+        self, interval_s: float, input_overrides: dict[str, Any] | None = None
+    ) -> None:
+        """Invoke every function with a `Schedule` event every `interval_s` (its Input,
+        updated with `input_overrides`), like EventBridge Scheduler's rate() rules."""
+        assert self._lambda is not None
+        for spec in self.functions.values():
+            for ev in spec.events:
+                if ev.type != "Schedule":
+                    continue
+                raw = ev.properties.get("Input")
+                payload = {**(json.loads(raw) if raw else {}), **(input_overrides or {})}
+                stop = threading.Event()
+                t = threading.Thread(
+                    target=self._schedule_loop,
+                    args=(spec.name, payload, interval_s, stop),
+                    name=f"schedule-{spec.logical_id}",
+                    daemon=True,
+                )
+                t.start()
+                self._schedules.append((t, stop))
+
+    def stop_schedules(self) -> None:
+        for _, stop in self._schedules:
+            stop.set()
+        for t, _ in self._schedules:
+            t.join(timeout=30)
+        self._schedules = []
+
+    def _schedule_loop(
+        self, name: str, payload: dict[str, Any], interval_s: float, stop: threading.Event
+    ) -> None:
+        while not stop.wait(interval_s):
+            lam = self._lambda
+            if lam is None:
+                return
+            try:
+                lam.invoke(name, payload)
+            except Exception:
+                log.exception("scheduled invoke of %s failed", name)
+
     def close(self) -> None:
+        self.stop_schedules()
         for p in self._pollers:
             p.stop()
         self._pollers = []
@@ -447,6 +566,26 @@ class LocalCloud:
                 return
             time.sleep(0.5)
         raise TimeoutError("local cloud did not drain")
+
+    def set_lambda_faults(self, plan: dict[str, dict[str, float]] | None) -> dict[str, Any]:
+        """Worker faults per function (name or logical id): `{"crash": n, "crash_after": n,
+        "hang": n, "timeout_s": s}`; None clears. See `tandem.local.lambda_service`."""
+        return self.lambda_service.set_faults(plan)
+
+    def set_s3_faults(self, rules: list[dict[str, Any]] | None) -> None:
+        """Fail the next `count` PutObject calls under `prefix` through the moto server:
+        `[{"prefix", "count", "status": 503, "code": "SlowDown"}]`; None clears."""
+        self.s3_faults.set(rules or [])
+
+    def run_watchdog(self, deadline_seconds: int | None = None) -> dict[str, Any]:
+        """Invoke the watchdog function now (through the Lambda service) and return its report."""
+        event: dict[str, Any] = {}
+        if deadline_seconds is not None:
+            event["deadline_seconds"] = deadline_seconds
+        result = self.lambda_service.invoke("WatchdogFunction", event)
+        if result.error_type:
+            raise RuntimeError(f"watchdog failed: {result.payload}")
+        return dict(result.payload)
 
     def set_faults(self, plan: dict[str, Any] | None) -> dict[str, Any]:
         method = "DELETE" if plan is None else "POST"

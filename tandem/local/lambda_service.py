@@ -6,6 +6,14 @@ DryRun (204).  Each function runs in warm worker processes (`tandem.local.lambda
 to `max_workers` per function, spawned lazily, killed and respawned on timeout.
 Function errors are Lambda-shaped: 200 + `X-Amz-Function-Error: Unhandled` +
 `{"errorType", "errorMessage", "stackTrace"}`.
+
+Fault injection (tests, `bench/load.py`): `set_faults({fn: {"crash": n, "crash_after": n,
+"hang": n, "timeout_s": s}})` or `POST /_local/faults` with that body (`{}` clears), `fn` a function
+name or logical id. The next n invokes of `fn`: `crash` makes the worker `os._exit(137)` before
+the handler runs; `crash_after` after the handler ran but before it replied (its side effects
+happened, its reply is lost); both answer `Runtime.ExitError` as Lambda does for a dead runtime.
+`hang` makes the handler never return, so the invoke hits the function's Timeout (or
+`timeout_s`, standing in for a shorter configured Timeout) and answers `Sandbox.Timedout`.
 """
 
 from __future__ import annotations
@@ -174,6 +182,9 @@ class LambdaService:
             for spec in functions.values()
         }
         self._background: list[threading.Thread] = []
+        self._faults: dict[str, dict[str, float]] = {}
+        self._faults_lock = threading.Lock()
+        self.fault_log: list[tuple[str, str]] = []  # (function name, fault) as injected
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -214,6 +225,38 @@ class LambdaService:
             return self._aliases[base]
         return None
 
+    def set_faults(self, plan: dict[str, dict[str, float]] | None) -> dict[str, Any]:
+        """Replace the fault plan (see the module doc); None or {} clears it."""
+        faults: dict[str, dict[str, float]] = {}
+        for fn, spec in (plan or {}).items():
+            resolved = self.resolve_name(fn)
+            if resolved is None:
+                raise KeyError(fn)
+            bad = set(spec) - {"crash", "crash_after", "hang", "timeout_s"}
+            if bad:
+                raise ValueError(f"unknown Lambda faults {sorted(bad)}")
+            faults[resolved] = {k: float(v) for k, v in spec.items()}
+        with self._faults_lock:
+            self._faults = faults
+        return self.faults()
+
+    def faults(self) -> dict[str, Any]:
+        with self._faults_lock:
+            return {k: dict(v) for k, v in self._faults.items()}
+
+    def _take_fault(self, name: str) -> tuple[str | None, float | None]:
+        """Consume one injected fault for this invoke: (kind, timeout override)."""
+        with self._faults_lock:
+            plan = self._faults.get(name)
+            if not plan:
+                return None, None
+            for kind in ("crash", "crash_after", "hang"):
+                if plan.get(kind, 0) >= 1:
+                    plan[kind] -= 1
+                    self.fault_log.append((name, kind))
+                    return kind, plan.get("timeout_s")
+        return None, None
+
     def invoke(self, name: str, event: Any) -> InvokeResult:
         """Invoke synchronously in a warm worker (blocks up to the function's Timeout)."""
         resolved = self.resolve_name(name)
@@ -222,18 +265,22 @@ class LambdaService:
         spec = self.functions[resolved]
         pool = self._pools[resolved]
         request_id = str(uuid.uuid4())
+        fault, timeout_override = self._take_fault(resolved)
+        timeout = float(timeout_override or spec.timeout)
         worker = pool.acquire()
         started = time.time()
         request = {
             "event": event,
             "request_id": request_id,
-            "deadline_ms": int((started + spec.timeout) * 1000),
+            "deadline_ms": int((started + timeout) * 1000),
             "function_name": spec.name,
             "function_arn": spec.arn,
             "memory": spec.memory,
         }
+        if fault:
+            request["fault"] = fault
         try:
-            reply = worker.call(request, timeout=spec.timeout)
+            reply = worker.call(request, timeout=timeout)
         except (EOFError, OSError, ValueError) as e:
             pool.release(worker, discard=True)
             pool.log_file.write(
@@ -250,13 +297,13 @@ class LambdaService:
         pool.release(worker, discard=reply is None)
         if reply is None:
             pool.log_file.write(
-                f"[local-lambda] {request_id} timed out after {spec.timeout}s; worker killed\n".encode()
+                f"[local-lambda] {request_id} timed out after {timeout}s; worker killed\n".encode()
             )
             pool.log_file.flush()
             return InvokeResult(
                 {
                     "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
                 },
                 "Unhandled",
             )
@@ -283,6 +330,9 @@ class LambdaService:
 
     # ------------------------------------------------------------------ HTTP
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path.split("?", 1)[0] == "/_local/faults":
+            self._handle_faults(h)
+            return
         parts = h.path.split("?", 1)[0].split("/")
         # ['', '2015-03-31', 'functions', NAME, 'invocations']
         if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
@@ -338,6 +388,15 @@ class LambdaService:
         if result.error_type:
             headers["X-Amz-Function-Error"] = result.error_type
         self._send(h, 200, result.payload, headers)
+
+    def _handle_faults(self, h: BaseHTTPRequestHandler) -> None:
+        """Admin route (local only): `POST /_local/faults` with a fault plan; `{}` clears."""
+        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            plan = json.loads(h.rfile.read(length) or b"{}")
+            self._send(h, 200, self.set_faults(plan), {})
+        except (ValueError, KeyError, AttributeError, TypeError) as e:
+            self._send(h, 400, {"message": f"bad fault plan: {e}"}, {})
 
     @staticmethod
     def _send(

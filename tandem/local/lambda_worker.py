@@ -70,6 +70,11 @@ def main() -> None:
         if not line.strip():
             continue
         req = json.loads(line)
+        fault = req.get("fault")  # injected by the local Lambda service's fault plan
+        if fault == "crash":
+            os._exit(137)
+        if fault == "hang":
+            time.sleep(24 * 3600)  # the service kills the worker at the function's Timeout
         if init_error is not None:
             reply = init_error
         else:
@@ -100,6 +105,8 @@ def main() -> None:
                 )
         sys.stdout.flush()
         sys.stderr.flush()
+        if fault == "crash_after":
+            os._exit(137)  # the handler ran (side effects done); its reply is lost
         proto_out.write(json.dumps(reply) + "\n")
         proto_out.flush()
 

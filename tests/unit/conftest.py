@@ -90,6 +90,8 @@ def template_tables() -> dict[str, dict[str, Any]]:
                 "KeySchema": props["KeySchema"],
                 "AttributeDefinitions": props["AttributeDefinitions"],
             }
+            if "GlobalSecondaryIndexes" in props:  # e.g. the jobs table's status index
+                tables[pk]["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     return tables
 
 

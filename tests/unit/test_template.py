@@ -17,6 +17,7 @@ FUNCTIONS = [
     "PreprocessFunction",
     "DeliverFunction",
     "FailFunction",
+    "WatchdogFunction",
 ]
 # Actions that AWS does not scope to a resource; a "*" is only acceptable for these.
 UNSCOPED_ACTIONS = {

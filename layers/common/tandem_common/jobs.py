@@ -26,6 +26,9 @@ from tandem_common.models import (
 
 JOB_NAMESPACE = uuid.UUID("6b1f8a52-3c1e-4f0a-9d7e-2a4b5c6d7e8f")
 MAX_FAILED_ON_RECORD = 100
+# GSI of the jobs table (template.yaml): status + created_at, for the watchdog's stuck-job query.
+STATUS_INDEX = "status-created_at"
+NON_TERMINAL_STATUSES = ("QUEUED", "RUNNING")
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -193,6 +196,29 @@ class JobStore:
             {"queued": "QUEUED", "running": "RUNNING"},
         )
         return self.require(job_id), ok
+
+    def non_terminal_created_before(
+        self, cutoff: str, statuses: tuple[str, ...] = NON_TERMINAL_STATUSES
+    ) -> list[dict[str, str]]:
+        """QUEUED/RUNNING jobs created before `cutoff` (ISO-8601), from the status GSI:
+        `[{"job_id", "status", "created_at", "execution_arn"?}]`, oldest first per status."""
+        out: list[dict[str, str]] = []
+        for status in statuses:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status AND created_at < :cutoff",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": _values(status=status, cutoff=cutoff),
+            }
+            while True:
+                page = self.client.query(**kwargs)
+                for item in page.get("Items", []):
+                    out.append({k: str(_de.deserialize(v)) for k, v in item.items()})
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return out
 
     def record_counts(self, job_id: str, counts: Counts) -> None:
         """Counts known so far (preprocess), while the job is RUNNING."""

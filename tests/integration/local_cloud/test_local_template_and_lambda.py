@@ -82,6 +82,7 @@ def test_resources_come_from_the_template():
         "PreprocessFunction",
         "DeliverFunction",
         "FailFunction",
+        "WatchdogFunction",
     }
     assert fns["PreprocessFunction"].timeout == 900 and fns["PreprocessFunction"].memory == 1769
     env = fns["IngestFunction"].environment
