@@ -389,6 +389,232 @@ def results(job_id: str, out: str, api: str | None, stack: str | None) -> None:
 
 
 @main.command()
+@click.argument("job_id")
+@api_option
+@stack_option
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="without one (or with the same one) a repeat returns the same retry job; "
+    "a new key makes a new retry job",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--timeout", default=1800.0, show_default=True)
+def retry(
+    job_id: str,
+    api: str | None,
+    stack: str | None,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Retry a FAILED or PARTIAL job for its failed documents only (POST /v1/jobs/{id}/retry)."""
+    client = api_from_options(api, stack)
+    headers = {"idempotency-key": idempotency_key} if idempotency_key else None
+    body = _check(*client.request("POST", f"/v1/jobs/{job_id}/retry", headers=headers), "retry")
+    rid = body["job_id"]
+    click.echo(f"retry job {rid} of {job_id}: {body['documents']} document(s), {body['status']}")
+    for s in body.get("skipped") or []:
+        click.echo(f"  not retried {s.get('id')}: {s.get('reason')}")
+    more = int(body.get("skipped_count") or 0) - len(body.get("skipped") or [])
+    if more > 0:
+        click.echo(f"  ... and {more} more not retried")
+    if not wait:
+        return
+    view = wait_jobs(client, [rid], timeout).get(rid)
+    if not view:
+        click.echo(f"job {rid}: not found (yet)")
+        sys.exit(1)
+    print_job(view)
+    sys.exit(1 if view["status"] == "FAILED" or view["status"] not in TERMINAL else 0)
+
+
+# ---------------------------------------------------------------------- redrive
+def redrive_body(body: str, message_id: str) -> str:
+    """The body to send back to the job queue for a DLQ message.
+
+    The job DLQ collects three kinds of message: job-queue messages (after maxReceiveCount),
+    S3 "Object Created" events that EventBridge could not deliver, and Lambda on-failure records
+    (`requestPayload` = that event). Queue messages keep their job: one without a `job_id`
+    gets the id ingest gave it (`uuid5(NS, "sqs:" + MessageId)`; SQS keeps the MessageId when
+    it dead-letters a message), since the resent message gets a new MessageId. S3 events become
+    `{"job_id": <the S3 entry's job id>, "s3_uri"}`, so the job is the one the upload names.
+    Anything else (not JSON, not a job request) goes back unchanged.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(payload, dict):
+        return body
+    if isinstance(payload.get("requestPayload"), dict) and "requestContext" in payload:
+        payload = payload["requestPayload"]
+    if payload.get("source") == "aws.s3" and payload.get("detail-type") == "Object Created":
+        detail = payload.get("detail") or {}
+        bucket = (detail.get("bucket") or {}).get("name")
+        obj = detail.get("object") or {}
+        key, revision = obj.get("key"), obj.get("version-id") or obj.get("etag")
+        if not (bucket and key and revision) or not key.startswith("inbox/") or key.endswith("/"):
+            return body
+        return json.dumps(
+            {"job_id": s3_job_id(bucket, key, str(revision)), "s3_uri": f"s3://{bucket}/{key}"}
+        )
+    if "job_id" not in payload and any(k in payload for k in ("documents", "source", "s3_uri")):
+        payload["job_id"] = str(uuid.uuid5(JOB_NAMESPACE, f"sqs:{message_id}"))
+        return json.dumps(payload)
+    return body
+
+
+def _message_attributes(m: dict[str, Any]) -> dict[str, Any]:
+    """Receive returns empty list fields that SendMessage refuses: keep the scalar ones."""
+    out = {}
+    for name, attr in (m.get("MessageAttributes") or {}).items():
+        kept = {k: v for k, v in attr.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        if "StringValue" in kept or "BinaryValue" in kept:
+            out[name] = kept
+    return out
+
+
+def redrive_messages(
+    sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None, visibility: int = 120
+) -> tuple[int, int]:
+    """Move up to `limit` messages (default: what the DLQ holds now) from the DLQ to the queue,
+    in batches of 10: send, then delete from the DLQ only the messages whose send succeeded.
+    Nothing is lost: a message that was not sent stays in the DLQ. Returns (moved, not sent)."""
+    if limit is None:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        limit = int(attrs.get("ApproximateNumberOfMessages", 0))
+    moved = unsent = 0
+    while moved + unsent < limit:
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=min(10, limit - moved - unsent),
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            break
+        entries = []
+        for i, m in enumerate(messages):
+            entry: dict[str, Any] = {
+                "Id": str(i),
+                "MessageBody": redrive_body(m["Body"], m["MessageId"]),
+            }
+            if attributes := _message_attributes(m):
+                entry["MessageAttributes"] = attributes
+            entries.append(entry)
+        sent = {
+            e["Id"]
+            for e in sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get(
+                "Successful", []
+            )
+        }
+        done = [(i, m) for i, m in enumerate(messages) if str(i) in sent]
+        unsent += len(messages) - len(done)
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in done],
+            )
+        moved += len(done)
+    return moved, unsent
+
+
+def _local_sqs(url: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "sqs",
+        region_name=region,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed fake credentials
+    )
+
+
+def redrive_queues(
+    stack: str | None,
+    local_url: str | None,
+    queue_url: str | None,
+    dlq_url: str | None,
+    region: str,
+) -> tuple[Any, str, str]:
+    """(sqs client, job queue URL, DLQ URL) from explicit URLs, a local cloud or a stack."""
+    import boto3
+
+    if local_url:
+        sqs = _local_sqs(local_url, region)
+        name = stack or "tandem"
+        queue_url = queue_url or sqs.get_queue_url(QueueName=f"{name}-JobQueue")["QueueUrl"]
+        dlq_url = dlq_url or sqs.get_queue_url(QueueName=f"{name}-JobDeadLetterQueue")["QueueUrl"]
+        return sqs, str(queue_url), str(dlq_url)
+    if stack and not (queue_url and dlq_url):
+        cfn = boto3.client("cloudformation")
+        outputs = {
+            o["OutputKey"]: o["OutputValue"]
+            for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+        }
+        queue_url = queue_url or outputs.get("JobQueueUrl")
+        dlq_url = dlq_url or outputs.get("JobDeadLetterQueueUrl")
+        if not (queue_url and dlq_url):
+            raise click.ClickException(
+                f"stack {stack} has no JobQueueUrl/JobDeadLetterQueueUrl outputs"
+            )
+        return boto3.client("sqs", region_name=cfn.meta.region_name), queue_url, dlq_url
+    if not (queue_url and dlq_url):
+        raise click.ClickException("give --stack, --local URL, or both --queue-url and --dlq-url")
+    parts = urllib.parse.urlsplit(queue_url)
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        return _local_sqs(f"{parts.scheme}://{parts.netloc}", region), queue_url, dlq_url
+    return boto3.client("sqs", region_name=region), queue_url, dlq_url
+
+
+@main.command()
+@click.option(
+    "--stack",
+    default=None,
+    help="deployed stack: queues from its JobQueueUrl/JobDeadLetterQueueUrl outputs "
+    "(with --local: the local stack name, default tandem)",
+)
+@click.option(
+    "--local", "local_url", default=None, help="the moto URL that `tandem local up` prints"
+)
+@click.option("--queue-url", default=None, help="the job queue (destination)")
+@click.option("--dlq-url", default=None, help="the dead-letter queue (source)")
+@click.option(
+    "--max-messages",
+    type=int,
+    default=None,
+    help="move at most this many (default: what the DLQ holds when redrive starts)",
+)
+@click.option(
+    "--region",
+    default=lambda: (
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    ),
+    show_default="$AWS_REGION or us-east-1",
+)
+def redrive(
+    stack: str | None,
+    local_url: str | None,
+    queue_url: str | None,
+    dlq_url: str | None,
+    max_messages: int | None,
+    region: str,
+) -> None:
+    """Move the job dead-letter queue's messages back to the job queue."""
+    sqs, queue, dlq = redrive_queues(stack, local_url, queue_url, dlq_url, region)
+    moved, unsent = redrive_messages(sqs, dlq, queue, max_messages)
+    click.echo(f"moved {moved} message(s) from {dlq} to {queue}")
+    if unsent:
+        click.echo(f"{unsent} message(s) could not be sent and stay in the DLQ")
+        sys.exit(1)
+
+
+@main.command()
 @click.option(
     "--samples", default="samples", show_default=True, type=click.Path(exists=True, file_okay=False)
 )

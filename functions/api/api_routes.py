@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel
 from tandem_common import aws
 from tandem_common.errors import (
     EndpointError,
@@ -36,12 +38,15 @@ from tandem_common.models import (
     JobLinks,
     JobRecord,
     JobView,
+    RetryAccepted,
     Timings,
     UploadRequest,
     UploadTicket,
 )
+from tandem_common.models import ErrorInfo as _ErrorInfo
 from tandem_common.normalise import normalise_text
 from tandem_common.observability import logger
+from tandem_common.retry import RetryService
 from tandem_common.settings import Settings, get_settings
 from tandem_common.storage import JobPaths, Storage, s3_uri
 from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens
@@ -54,6 +59,23 @@ DOWNLOAD_URL_TTL_S = 3600
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 router = APIGatewayHttpRouter()
+
+
+class ErrorBody(BaseModel):
+    """Every error response: `{"error": {"code", "message"}}` (handler.py)."""
+
+    error: _ErrorInfo
+
+
+def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses of a route: its success model and the error codes it can answer."""
+    json_ct = content_types.APPLICATION_JSON
+    out: dict[int, OpenAPIResponse] = {
+        ok: {"description": "OK", "content": {json_ct: {"model": model}}}
+    }
+    for code in (400, 413, 422, 500, *errors):
+        out[code] = {"description": "error", "content": {json_ct: {"model": ErrorBody}}}
+    return out
 
 
 @dataclass(frozen=True)
@@ -101,9 +123,7 @@ def _job_link(job_id: str) -> JobLinks:
     return JobLinks(self=f"/v1/jobs/{job_id}")
 
 
-@router.post(
-    "/v1/jobs", summary="Create an embedding job", responses={202: {"description": "queued"}}
-)
+@router.post("/v1/jobs", summary="Create an embedding job", responses=_responses(202, JobAccepted))
 def create_job(
     request: Annotated[JobCreate, Body()],
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
@@ -152,11 +172,17 @@ def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
         downloads=downloads,
         error=job.error,
         failed_documents=job.failed_documents,
+        retry_of=job.retry_of,
+        retries=job.retries,
         links=_job_link(job.job_id),
     )
 
 
-@router.get("/v1/jobs/<job_id>", summary="Get a job's status and results")
+@router.get(
+    "/v1/jobs/<job_id>",
+    summary="Get a job's status and results",
+    responses=_responses(200, JobView, 404),
+)
 def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
     try:
         uuid.UUID(job_id)
@@ -167,7 +193,31 @@ def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
     return _json(200, job_view(job, svc.storage, svc.settings.resources.data_bucket))
 
 
-@router.post("/v1/uploads", summary="Get a presigned PUT URL for an inbox upload")
+@router.post(
+    "/v1/jobs/<job_id>/retry",
+    summary="Retry a FAILED or PARTIAL job for its transiently failed documents only",
+    responses=_responses(202, RetryAccepted, 404, 409),
+)
+def retry_job(
+    job_id: Annotated[str, Path(max_length=64)],
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
+) -> Response[Any]:
+    """202 with the retry job (the same one on a repeat); see tandem_common/retry.py."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"job {job_id} not found") from None
+    svc = services()
+    accepted = RetryService(svc.settings, svc.store, svc.storage).retry(job_id, idempotency_key)
+    logger.info("retry accepted", extra={"job_id": accepted.job_id, "retry_of": job_id})
+    return _json(202, accepted)
+
+
+@router.post(
+    "/v1/uploads",
+    summary="Get a presigned PUT URL for an inbox upload",
+    responses=_responses(201, UploadTicket),
+)
 def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[Any]:
     name = request.filename
     if not _SAFE_FILENAME.match(name) or ".." in name:
@@ -204,7 +254,11 @@ def invoke_endpoint_inline(endpoint_name: str, inputs: list[str]) -> dict[str, A
     return result
 
 
-@router.post("/v1/embeddings", summary="OpenAI-compatible synchronous embeddings")
+@router.post(
+    "/v1/embeddings",
+    summary="OpenAI-compatible synchronous embeddings",
+    responses=_responses(200, EmbeddingsResponse, 502, 503),
+)
 def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]) -> Response[Any]:
     inputs = [request.input] if isinstance(request.input, str) else request.input
     if not inputs:

@@ -133,6 +133,8 @@ class JobRecord(BaseModel):
     webhook_secret: str | None = None
     notified_at: str | None = None
     webhook_result: dict[str, Any] | None = None
+    retry_of: str | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
+    retries: list[str] = []  # ids of the retry jobs made from this one
 
 
 class JobLinks(BaseModel):
@@ -172,6 +174,20 @@ class JobView(BaseModel):
     downloads: Downloads | None = None
     error: ErrorInfo | None = None
     failed_documents: list[DocumentFailure] = []
+    retry_of: str | None = None
+    retries: list[str] = []
+    links: JobLinks
+
+
+class RetryAccepted(BaseModel):
+    """POST /v1/jobs/{id}/retry response: the retry job, and what was left out and why."""
+
+    job_id: str
+    status: JobStatus
+    retry_of: str
+    documents: int  # documents in the retry job
+    skipped: list[DocumentFailure] = []  # failed documents not retried (permanent), first 100
+    skipped_count: int = 0
     links: JobLinks
 
 
