@@ -6,6 +6,7 @@ oversized 413, endpoint trouble 502/503, anything unexpected 500.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tandem_common.errors import TandemError
+from tandem_common.errors import MalformedRequest, TandemError
 from tandem_common.observability import logger, traced
 from tandem_common.settings import get_settings
 
@@ -60,6 +61,12 @@ def handle_validation_error(exc: RequestValidationError) -> Response[Any]:
     return error_response(422, "validation_error", details or "invalid request")
 
 
+@app.exception_handler(RecursionError)
+def handle_too_deep(exc: RecursionError) -> Response[Any]:
+    # json.loads raises RecursionError (not a JSONDecodeError) on deeply nested bodies
+    return error_response(400, "malformed_json", "request body is nested too deeply")
+
+
 @app.not_found
 def handle_not_found(exc: NotFoundError) -> Response[Any]:
     return error_response(404, "not_found", "no such route")
@@ -76,6 +83,7 @@ def handle_unexpected(exc: Exception) -> Response[Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         check_body_size(event.get("rawPath", ""), event.get("body"))
+        check_body_text(event)
     except TandemError as exc:  # before parsing: never json.loads a body we refuse
         return {
             "statusCode": exc.status,
@@ -84,3 +92,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "isBase64Encoded": False,
         }
     return app.resolve(event, context)
+
+
+def check_body_text(event: dict[str, Any]) -> None:
+    """A binary (base64) body must be UTF-8: API Gateway base64-encodes bodies that are not."""
+    body = event.get("body")
+    if body is None or not event.get("isBase64Encoded"):
+        return
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedRequest("request body is not UTF-8 text") from None

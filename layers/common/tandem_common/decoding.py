@@ -70,6 +70,8 @@ def _document_from(obj: Any, fallback_id: str) -> InputDocument:
     doc_id, text = obj.get("id"), obj.get("text")
     if not isinstance(doc_id, str) or not doc_id or len(doc_id) > MAX_ID_LENGTH:
         raise DocumentRejected(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} chars")
+    if not _valid_id(doc_id):
+        raise DocumentRejected("'id' must be Unicode text without NUL or unpaired surrogates")
     if not isinstance(text, str):
         raise DocumentRejected("'text' must be a string")
     check_text(text)
@@ -84,9 +86,16 @@ def _add(out: ParsedInput, seen: set[str], doc: InputDocument) -> None:
         out.documents.append(doc)
 
 
+def _valid_id(doc_id: str) -> bool:
+    """An id must survive UTF-8 (S3, DynamoDB): JSON escapes can carry lone surrogates."""
+    return "\x00" not in doc_id and not any(0xD800 <= ord(c) <= 0xDFFF for c in doc_id)
+
+
 def _id_of(obj: Any, fallback: str) -> str:
+    """The id a rejected document is reported under: its own if usable, else its position."""
     if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]:
-        return str(obj["id"])[:MAX_ID_LENGTH]
+        doc_id = str(obj["id"])[:MAX_ID_LENGTH]
+        return doc_id if _valid_id(doc_id) else fallback
     return fallback
 
 

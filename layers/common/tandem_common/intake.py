@@ -36,9 +36,13 @@ def resolve_options(request: JobCreate, settings: Settings) -> ResolvedOptions:
 def check_request(request: JobCreate, settings: Settings) -> None:
     """Rules beyond the model's shape: the source bucket and the webhook target."""
     if request.source is not None:
-        bucket, _ = parse_s3_uri(request.source.s3_uri)
+        try:
+            bucket, _ = parse_s3_uri(request.source.s3_uri)
+        except ValueError as exc:
+            raise InvalidRequest("source.s3_uri is not a valid s3://bucket/key URI") from exc
         if bucket != settings.resources.data_bucket:
-            raise InvalidRequest(f"source.s3_uri must be in the data bucket s3://{bucket!s}")
+            data_bucket = settings.resources.data_bucket
+            raise InvalidRequest(f"source.s3_uri must be in the data bucket s3://{data_bucket}")
     if request.options.webhook_url is not None:
         validate_webhook_url(request.options.webhook_url, settings.webhooks.allow_private_webhooks)
 

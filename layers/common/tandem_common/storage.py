@@ -15,9 +15,18 @@ _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<k
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/key` → (bucket, key); raises ValueError for anything else."""
     match = _S3_URI.match(uri)
-    if match is None or "\x00" in uri:
+    if match is None or "\x00" in uri or not _encodable(uri) or len(match["key"].encode()) > 1024:
         raise ValueError(f"not an s3 uri: {uri!r}")
     return match["bucket"], match["key"]
+
+
+def _encodable(text: str) -> bool:
+    """False for text holding lone surrogates (JSON can carry them; UTF-8 and S3 cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -85,7 +94,7 @@ class Storage:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
     def put_json(self, uri: str, value: Any) -> None:
-        self.put_bytes(uri, json.dumps(value, ensure_ascii=False).encode(), "application/json")
+        self.put_bytes(uri, _json_line(value).encode(), "application/json")
 
     def get_json(self, uri: str) -> Any:
         return json.loads(self.get_bytes(uri))
@@ -123,8 +132,15 @@ class Storage:
         return url
 
 
+def _json_line(value: Any) -> str:
+    line = json.dumps(value, ensure_ascii=False)
+    # Lone surrogates (legal in JSON escapes, not in UTF-8) travel escaped, so the reader sees
+    # the same string and rejects that document with a reason instead of the write failing.
+    return line if _encodable(line) else json.dumps(value)
+
+
 def encode_jsonl(rows: Iterable[Any]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    return "".join(_json_line(r) + "\n" for r in rows).encode()
 
 
 def iter_jsonl(data: bytes) -> Iterator[Any]:
