@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEADLINE_S = 15
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +17,17 @@ def cloud():
     from tandem.local.cloud import LocalCloud
 
     template = os.environ.get("TANDEM_TEST_TEMPLATE", str(ROOT / "template.yaml"))
-    with LocalCloud(template=template) as c:
+    # A short endpoint deadline (55 s in production, under the runtime's 60 s and the task's
+    # 75 s) lets the slow-endpoint test see the deadline answer without waiting a minute.
+    with LocalCloud(
+        template=template, endpoint_args=["--request-deadline-s", str(DEADLINE_S)]
+    ) as c:
         yield c
+
+
+@pytest.fixture
+def endpoint_deadline_s() -> int:
+    return DEADLINE_S
 
 
 @pytest.fixture

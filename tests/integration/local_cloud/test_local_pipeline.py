@@ -165,6 +165,18 @@ def test_throttling_then_success(drained):
     assert cloud.endpoint_metrics().get("in_flight", 0) == 0
 
 
+def test_slow_endpoint_past_its_deadline_is_retried(drained, endpoint_deadline_s):
+    # The endpoint answers 503 at its request deadline, before the SDK's read timeout and the
+    # task's TimeoutSeconds; Step Functions (or the SDK) retries ServiceUnavailable.
+    cloud = drained
+    cloud.set_faults({"slow_s": endpoint_deadline_s + 5, "count": 1})
+    job = cloud.wait_for_job(_api_job(cloud, tag="slow"))
+    assert job["status"] == "SUCCEEDED", job
+    metrics = cloud.endpoint_metrics()
+    assert metrics["responses"].get("503", 0) >= 1, metrics
+    assert job["counts"]["embedded"] == job["counts"]["chunks"]
+
+
 def test_persistent_5xx_accounts_for_every_document(drained):
     cloud = drained
     cloud.set_faults({"error_5xx": 50})
