@@ -13,12 +13,12 @@ export SAM_CLI_TELEMETRY := 0
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 ENV ?= dev
 
-.PHONY: help venv lint typecheck template-check hadolint build unit integration test demo local endpoint bench deploy lock clean
+.PHONY: help venv lint typecheck template-check hadolint build unit integration test demo local endpoint bench load deploy lock clean
 
 help:
 	@echo "make demo   - set up (first run) and run the whole pipeline locally on samples/"
 	@echo "make test   - set up (first run) and run every check: lint, types, template, build, tests"
-	@echo "other: venv lint typecheck template-check hadolint build unit integration local endpoint bench deploy lock clean"
+	@echo "other: venv lint typecheck template-check hadolint build unit integration local endpoint bench load deploy lock clean"
 
 venv: $(STAMP)
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -74,6 +74,10 @@ bench: venv build
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/cost_bench.py
+
+# 1,000 jobs through the API, S3 and SQS paths of a local cloud; writes docs/RELIABILITY.md.
+load: venv
+	$(BIN)/python bench/load.py
 
 deploy: build
 	$(BIN)/sam deploy --config-env $(ENV)
