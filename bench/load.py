@@ -223,6 +223,7 @@ def summarise(report: Report, args: argparse.Namespace, cloud: LocalCloud) -> di
         "docs_per_job": args.docs_per_job,
         "paths": dict(Counter(j.path for j in report.jobs)),
         "submit_concurrency": args.concurrency,
+        "max_in_flight": args.max_in_flight,
         "local_parameters": "BatchSize 16, MapMaxConcurrency 2 (LocalCloud defaults)",
         "submit_s": round(report.submitted_by - report.started, 1),
         "wall_s": round(wall, 1),
@@ -270,7 +271,7 @@ def write_doc(summary: dict[str, Any], passed: bool) -> None:
     s = summary
     block = f"""{START}
 Measured {s["date"]} on {s["machine"]}; endpoint: the real model on the CPU (numpy backend),
-{s["local_parameters"]}. Command: `.venv/bin/python bench/load.py --jobs {s["jobs"]} --docs-per-job {s["docs_per_job"]} --concurrency {s["submit_concurrency"]}`.
+{s["local_parameters"]}. Command: `.venv/bin/python bench/load.py --jobs {s["jobs"]} --docs-per-job {s["docs_per_job"]} --concurrency {s["submit_concurrency"]} --max-in-flight {s["max_in_flight"]}`.
 
 | figure | value |
 |---|---|
@@ -306,8 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--docs-per-job", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16, help="submitting threads")
+    ap.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=100,
+        help="submitted but not yet terminal jobs at most (backpressure, like a real client)",
+    )
     ap.add_argument("--time-limit", type=float, default=1800.0, help="seconds, overall")
-    ap.add_argument("--poll", type=float, default=1.0)
+    ap.add_argument("--poll", type=float, default=2.0)
     ap.add_argument("--no-write", action="store_true", help="do not update docs/RELIABILITY.md")
     ap.add_argument("--json", type=Path, help="also write the summary here")
     args = ap.parse_args(argv)
@@ -330,9 +337,17 @@ def main(argv: list[str] | None = None) -> int:
 
         done = threading.Event()
 
+        window = threading.Semaphore(args.max_in_flight)
+
+        def submit_one(job: Job) -> None:
+            window.acquire()  # released by the poll loop when the job is terminal
+            submit(cloud, clients, run, job, args.docs_per_job)
+            if job.submit_error:
+                window.release()
+
         def submit_all() -> None:
             with ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(lambda j: submit(cloud, clients, run, j, args.docs_per_job), jobs))
+                list(pool.map(submit_one, jobs))
             report.submitted_by = time.monotonic()
             done.set()
 
@@ -352,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                     j.status = item["status"]
                     if j.terminal_at is None and item["status"] in TERMINAL:
                         j.terminal_at = now
+                        window.release()
             n_term = sum(1 for j in jobs if j.terminal_at is not None)
             n_err = sum(1 for j in jobs if j.submit_error)
             if now - last_print > 10:
