@@ -330,6 +330,20 @@ class LocalCloud:
             time.sleep(0.5)
         raise TimeoutError(f"endpoint not ready after {self.endpoint_ready_timeout}s")
 
+    def restart_endpoint(self, down_s: float = 2.0) -> None:
+        """Kill the endpoint process (SIGKILL, like its instance dying), stay down `down_s`, then
+        start a new one on the same port with the same args and wait for /ping 200. Requests in
+        flight lose their connection; the fault plan (in the old process) is gone."""
+        if self._endpoint is not None and self._endpoint.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._endpoint.pid, signal.SIGKILL)
+            self._endpoint.wait(timeout=10)
+        if self._endpoint_log:
+            self._endpoint_log.close()
+            self._endpoint_log = None
+        time.sleep(down_s)
+        self._start_endpoint()
+
     def _start_pollers(self) -> None:
         import boto3
 

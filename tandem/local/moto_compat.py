@@ -9,6 +9,9 @@ Gaps measured with moto 5.2.5 (see docs/DESIGN §6):
 2. The aws-sdk task pushes the boto3 response as is; ``InvokeEndpoint``'s ``Body`` is a
    ``StreamingBody`` that the interpreter cannot serialise.  Real Step Functions returns it as a
    string.
+3. An error reply without ``x-amzn-RequestId`` turned into ``States.Runtime`` (see ``_from_error``).
+4. A connection error (the endpoint process is down) became ``States.Runtime`` too; it is sent as
+   the runtime's 503 ``ServiceUnavailable`` instead (``unreachable_as_runtime_error``).
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -22,6 +25,9 @@ Functions; both are in the state machine's Retry list.
 from __future__ import annotations
 
 from typing import Any
+
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 _APPLIED_MARK = "_tandem_compat_applied"
 
@@ -49,6 +55,32 @@ def _read_streams(value: Any) -> Any:
     return value
 
 
+def unreachable_as_runtime_error(ex: Exception) -> Exception:
+    """The ClientError the SageMaker runtime sends when the endpoint's instance can't be reached.
+
+    On AWS the caller never sees the instance's connection: the runtime answers 503
+    ServiceUnavailable, which the state machine retries.  Locally the interpreter's boto3 call
+    reaches the endpoint process directly (one attempt, no SDK retries), so a dead or restarting
+    process raises a botocore connection error, which moto turns into ``States.Runtime``: not
+    retried, the Map child fails.  Translated here, the task fails with
+    ``SageMakerRuntime.ServiceUnavailableException`` as on AWS.
+    """
+    from botocore.errorfactory import ClientExceptionsFactory
+    from botocore.session import get_session
+
+    model = get_session().get_service_model("sagemaker-runtime")
+    exceptions: Any = ClientExceptionsFactory().create_client_exceptions(model)
+    cls: type[Exception] = exceptions.ServiceUnavailable
+    response: Any = {
+        "Error": {
+            "Code": "ServiceUnavailable",
+            "Message": f"the endpoint's instance could not be reached: {type(ex).__name__}: {ex}",
+        },
+        "ResponseMetadata": {"HTTPStatusCode": 503, "RequestId": "local"},
+    }
+    return cls(response, "InvokeEndpoint")
+
+
 def apply() -> bool:
     """Patch moto's aws-sdk task service. Returns True when it patched, False if already done."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -67,7 +99,13 @@ def apply() -> bool:
     original_eval = cls._eval_service_task
 
     def _eval_service_task(self, env, *args, **kwargs):
-        original_eval(self, env, *args, **kwargs)
+        try:
+            original_eval(self, env, *args, **kwargs)
+        except (BotoConnectionError, HTTPClientError) as ex:
+            # 4. the endpoint process is gone (down, restarting): see unreachable_as_runtime_error
+            if self.resource.api_name.lower() not in SFN_TO_BOTO_SERVICE:
+                raise
+            raise unreachable_as_runtime_error(ex) from ex
         env.stack[-1] = _read_streams(env.stack[-1])
 
     setattr(cls, "_eval_service_task", _eval_service_task)  # noqa: B010 (a patch, on purpose)

@@ -1,6 +1,6 @@
 """Fault injection in the local cloud beyond the endpoint's own faults (test_local_pipeline.py):
-Lambda workers that crash or time out, S3 PutObject that fails transiently, and the watchdog
-that fails a stuck job. Each test asserts the documented outcome: no document lost, no
+Lambda workers that crash or time out, S3 PutObject that fails transiently, the endpoint's
+process killed mid-job and restarted, and the watchdog that fails a stuck job. Each test asserts the documented outcome: no document lost, no
 duplicate job, no job left RUNNING."""
 
 from __future__ import annotations
@@ -233,6 +233,36 @@ def test_watchdog_fails_a_stuck_job_on_demand_and_on_its_schedule(faults):
     finally:
         cloud.stop_schedules()
     assert cloud.get_job(later)["error"]["code"] == "watchdog_timeout"
+
+
+def test_endpoint_killed_mid_job_and_restarted_the_job_succeeds(drained):
+    """The endpoint's process dies (SIGKILL) with a request in flight and comes back 2 s later:
+    the lost request and those sent while it is down fail as the runtime's 503
+    ServiceUnavailable (moto_compat), which the Map's InvokeEndpoint Retry covers."""
+    cloud = drained
+    cloud.set_faults({"slow_s": 3, "count": 1})  # holds the first request in flight for 3 s
+    old_pid = cloud._endpoint.pid
+    t0 = time.monotonic()
+    job_id, docs = _submit(cloud, "ep-restart")
+    deadline = time.monotonic() + 30
+    while cloud.endpoint_metrics()["in_flight"] == 0:
+        assert time.monotonic() < deadline, "no endpoint request in flight"
+        time.sleep(0.05)
+    cloud.restart_endpoint()
+    assert cloud._endpoint.pid != old_pid
+    job = cloud.wait_for_job(job_id, timeout=50)
+    _assert_all_delivered(cloud, job, docs)
+    assert len(_executions_of(cloud, job_id)) == 1
+    assert cloud.execution_status(job_id) == "SUCCEEDED"
+    history = cloud.client("stepfunctions").get_execution_history(
+        executionArn=_executions_of(cloud, job_id)[0]["executionArn"], maxResults=1000
+    )["events"]
+    errors = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
+    assert "SageMakerRuntime.ServiceUnavailableException" in errors, errors
+    assert "States.Runtime" not in errors, errors
+    cloud.drain(timeout=30)
+    assert cloud.running_executions() == 0
+    assert time.monotonic() - t0 < 60
 
 
 def test_no_job_is_left_running(faults):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.response import StreamingBody
 
 from tandem.local import moto_compat
@@ -108,6 +109,10 @@ class _Stub(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if _Stub.mode == "drop":  # the process dies mid-request: no reply, connection closed
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if _Stub.mode == "ok":
             status, headers, body = (
                 200,
@@ -140,6 +145,9 @@ class _Stub(BaseHTTPRequestHandler):
         ("ok", None),
         ("throttle", "SageMakerRuntime.SageMakerRuntimeException"),
         ("model", "SageMakerRuntime.ModelErrorException"),
+        # the endpoint's process dies mid-request / is down: the runtime's 503, retried by the ASL
+        ("drop", "SageMakerRuntime.ServiceUnavailableException"),
+        ("down", "SageMakerRuntime.ServiceUnavailableException"),
     ],
 )
 def test_interpreter_calls_sagemaker_runtime(monkeypatch, mode, expected):
@@ -148,9 +156,11 @@ def test_interpreter_calls_sagemaker_runtime(monkeypatch, mode, expected):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Stub.mode = mode
-    monkeypatch.setenv(
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_address[1]}"
-    )
+    port = server.server_address[1]
+    if mode == "down":  # nothing listens on the port any more
+        server.shutdown()
+        server.server_close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{port}")
     definition = {
         "StartAt": "Call",
         "States": {
@@ -193,3 +203,20 @@ def test_interpreter_calls_sagemaker_runtime(monkeypatch, mode, expected):
         assert json.loads(out["Body"]) == {"count": 2, "dims": 384}
     else:
         assert out["error"]["Error"] == expected
+    if mode in ("drop", "down"):
+        assert "Status Code: 503" in out["error"]["Cause"], out
+        assert "could not be reached" in out["error"]["Cause"], out
+
+
+def test_connection_errors_become_the_runtimes_service_unavailable():
+    moto_compat.apply()
+    cls = _aws_sdk().StateTaskServiceAwsSdk
+    err = moto_compat.unreachable_as_runtime_error(
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1/endpoints/e/invocations")
+    )
+    assert isinstance(err, ClientError)
+    assert err.response["Error"]["Code"] == "ServiceUnavailable"
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert "EndpointConnectionError" in err.response["Error"]["Message"]
+    svc = cls._normalise_service_error_name("sagemakerruntime")
+    assert cls._normalise_exception_name(svc, err) == "SageMakerRuntime.ServiceUnavailableException"
