@@ -248,7 +248,7 @@ def test_endpoint_killed_mid_job_and_restarted_the_job_succeeds(drained):
     while cloud.endpoint_metrics()["in_flight"] == 0:
         assert time.monotonic() < deadline, "no endpoint request in flight"
         time.sleep(0.05)
-    cloud.restart_endpoint()
+    cloud.restart_endpoint(down_s=0.5)  # short: full-jitter retries must outlast it
     assert cloud._endpoint.pid != old_pid
     job = cloud.wait_for_job(job_id, timeout=50)
     _assert_all_delivered(cloud, job, docs)
