@@ -1,10 +1,13 @@
 """Local event sources: S3 "Object Created" -> EventBridge rule -> function, and SQS -> function.
 
-S3: we poll the bucket's object versions (`list_object_versions`) in-process rather than hook
-moto's notification code: it sees every write however it arrives (boto3 in-process, the moto
-server, a presigned PUT), needs no moto internals, and a seen-set keyed by key+version id gives
-one event per stored object version like S3's own notifications (re-uploading the same bytes is a
-new version, hence a new event, as in AWS).  Only buckets with EventBridge notifications on are
+S3: we poll the bucket in-process rather than hook moto's notification code: it sees every write
+however it arrives (boto3 in-process, the moto server, a presigned PUT) and needs no moto
+internals. The poll lists only the key prefixes the rules can match (`list_objects_v2`: moto's
+`list_object_versions` deep-copies every object of the bucket on each call, which made memory and
+CPU grow with the bucket under load), then asks `head_object` for the version of each new
+listing entry; a seen-set keyed by key+version id gives one event per stored object version like
+S3's own notifications (re-uploading the same bytes is a new version, hence a new event, as in
+AWS).  Only buckets with EventBridge notifications on are
 watched, and only rules whose pattern matches the built event are invoked.
 
 SQS: one poller per `SQS` event source: batches of up to `BatchSize`, the real SQS event shape,
@@ -155,6 +158,20 @@ class _Poller:
         raise NotImplementedError
 
 
+def key_prefixes(patterns: list[dict[str, Any]]) -> list[str | None]:
+    """The S3 key prefixes the rules can match; `[None]` (the whole bucket) if any rule may match
+    a key outside a prefix."""
+    prefixes: set[str] = set()
+    for pattern in patterns:
+        keys = pattern.get("detail", {}).get("object", {}).get("key")
+        if not isinstance(keys, list) or not all(
+            isinstance(k, dict) and isinstance(k.get("prefix"), str) for k in keys
+        ):
+            return [None]
+        prefixes.update(k["prefix"] for k in keys)
+    return list(sorted(prefixes)) or [None]
+
+
 class S3EventBridgePoller(_Poller):
     """Watches buckets with EventBridge notifications and delivers matching events to rules."""
 
@@ -172,6 +189,8 @@ class S3EventBridgePoller(_Poller):
         self.rules = rules  # (function name, pattern)
         self.invoke = invoke
         self.seen: set[tuple[str, str, str]] = set()
+        self.listed: set[tuple[str, str, str]] = set()
+        self.prefixes = key_prefixes([pattern for _, pattern in rules])
         self.delivered = 0
 
     def poll_once(self) -> bool:
@@ -195,9 +214,23 @@ class S3EventBridgePoller(_Poller):
         return busy
 
     def _versions(self, bucket: str) -> list[dict[str, Any]]:
+        """New object versions under the watched prefixes (listing entries not seen before)."""
         out = []
-        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            out.extend(page.get("Versions", []))
+        for prefix in self.prefixes:
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix or ""
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    entry = (bucket, obj["Key"], f"{obj['ETag']}@{obj['LastModified']}")
+                    if entry in self.listed:
+                        continue
+                    try:
+                        head = self.s3.head_object(Bucket=bucket, Key=obj["Key"])
+                    except self.s3.exceptions.ClientError:
+                        continue  # deleted between the listing and now: no event, as in S3
+                    self.listed.add(entry)
+                    out.append({**obj, "VersionId": head.get("VersionId")})
         return out
 
     def _deliver(self, fn: str, event: dict[str, Any]) -> None:
