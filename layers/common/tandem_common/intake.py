@@ -95,15 +95,24 @@ class JobIntake:
         return existing
 
     def _start_execution(self, job: JobRecord) -> None:
-        arn = self.settings.resources.state_machine_arn
-        try:
-            out = self.sfn.start_execution(
-                stateMachineArn=arn, name=job.job_id, input=json.dumps({"job_id": job.job_id})
-            )
-            execution_arn = out["executionArn"]
-        except Exception as exc:
-            if aws.error_code(exc) != "ExecutionAlreadyExists":
-                raise
-            execution_arn = arn.replace(":stateMachine:", ":execution:") + ":" + job.job_id
-        self.store.set_execution_arn(job.job_id, execution_arn)
-        job.execution_arn = execution_arn
+        start_job_execution(self.sfn, self.store, self.settings.resources.state_machine_arn, job)
+
+
+def start_job_execution(sfn: Any, store: JobStore, state_machine_arn: str, job: JobRecord) -> None:
+    """Start the job's execution, named by its job id (a second guard against duplicates):
+    ExecutionAlreadyExists means a twin request already started it, which is success."""
+    try:
+        out = sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=job.job_id,
+            input=json.dumps({"job_id": job.job_id}),
+        )
+        execution_arn = out["executionArn"]
+    except Exception as exc:
+        if aws.error_code(exc) != "ExecutionAlreadyExists":
+            raise
+        execution_arn = (
+            state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + job.job_id
+        )
+    store.set_execution_arn(job.job_id, execution_arn)
+    job.execution_arn = execution_arn

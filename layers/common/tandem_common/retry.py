@@ -30,6 +30,7 @@ from typing import Any
 from tandem_common import aws
 from tandem_common.decoding import InputDocument, parse_input
 from tandem_common.errors import InvalidRequest, TandemError
+from tandem_common.intake import start_job_execution
 from tandem_common.jobs import JobStore, deterministic_job_id, utc_now
 from tandem_common.models import (
     DocumentFailure,
@@ -232,16 +233,4 @@ class RetryService:
                 raise
 
     def _start_execution(self, job: JobRecord) -> None:
-        """As intake: the execution name is the job id; ExecutionAlreadyExists is success."""
-        arn = self.settings.resources.state_machine_arn
-        try:
-            out = self.sfn.start_execution(
-                stateMachineArn=arn, name=job.job_id, input=json.dumps({"job_id": job.job_id})
-            )
-            execution_arn = out["executionArn"]
-        except Exception as exc:
-            if aws.error_code(exc) != "ExecutionAlreadyExists":
-                raise
-            execution_arn = arn.replace(":stateMachine:", ":execution:") + ":" + job.job_id
-        self.store.set_execution_arn(job.job_id, execution_arn)
-        job.execution_arn = execution_arn
+        start_job_execution(self.sfn, self.store, self.settings.resources.state_machine_arn, job)
