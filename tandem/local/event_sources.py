@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -127,7 +128,9 @@ def s3_object_created_event(
     }
 
 
-class _Poller:
+class _Poller(ABC):
+    """A daemon thread that calls `poll_once` until stopped, pausing when there was nothing."""
+
     def __init__(self, name: str, interval: float) -> None:
         self.name = name
         self.interval = interval
@@ -154,8 +157,9 @@ class _Poller:
             if not busy:
                 self._stop.wait(self.interval)
 
+    @abstractmethod
     def poll_once(self) -> bool:
-        raise NotImplementedError
+        """Deliver what is new; True when there was work (poll again at once)."""
 
 
 def key_prefixes(patterns: list[dict[str, Any]]) -> list[str | None]:
