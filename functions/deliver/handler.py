@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,15 +14,12 @@ from tandem_common.storage import Storage
 
 settings = get_settings()  # validated at cold start
 
-
-@lru_cache(maxsize=1)
-def job_store() -> JobStore:
-    return JobStore(settings.resources.jobs_table)
+jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
 
 
 @logger.inject_lambda_context(clear_state=True)
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = DeliverInput.model_validate(event)
-    result = deliver_job(request.job_id, request.batch_results, settings, job_store(), Storage())
+    result = deliver_job(request.job_id, request.batch_results, settings, jobs, Storage())
     return result.model_dump()

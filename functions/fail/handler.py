@@ -6,7 +6,6 @@ Counts already recorded are kept; a job already terminal is left untouched.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,10 +18,7 @@ from tandem_common.settings import get_settings
 settings = get_settings()  # validated at cold start
 MAX_MESSAGE = 1000
 
-
-@lru_cache(maxsize=1)
-def job_store() -> JobStore:
-    return JobStore(settings.resources.jobs_table)
+jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
 
 
 def error_info(error: StepError) -> ErrorInfo:
@@ -41,7 +37,7 @@ def error_info(error: StepError) -> ErrorInfo:
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = FailInput.model_validate(event)
-    store = job_store()
+    store = jobs
     job, changed = store.mark_failed(request.job_id, error_info(request.error))
     logger.info(
         "job failed", extra={"job_id": job.job_id, "status": job.status, "changed": changed}

@@ -6,7 +6,6 @@ Event: the schedule's input `{"deadline_seconds": N}` (optional) → `{"checked"
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,10 +17,7 @@ from watchdog_jobs import DEFAULT_DEADLINE_SECONDS, run_watchdog
 
 settings = get_settings()  # validated at cold start
 
-
-@lru_cache(maxsize=1)
-def job_store() -> JobStore:
-    return JobStore(settings.resources.jobs_table)
+jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -33,7 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     report = run_watchdog(
         deadline,
         settings,
-        job_store(),
+        jobs,
         aws.stepfunctions(),
         time_left_ms=context.get_remaining_time_in_millis,
     )

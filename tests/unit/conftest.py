@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import sys
@@ -201,3 +202,21 @@ def job_item(job_id: str) -> dict[str, Any] | None:
 
     job = JobStore(JOBS_TABLE).get(job_id)
     return None if job is None else job.model_dump()
+
+
+@pytest.fixture
+def api(cloud: None, load_handler: Any, lambda_context: Any) -> Any:
+    """Call the api handler with an event; returns (status, body parsed when JSON)."""
+    module = load_handler("api")
+
+    def call(event: dict[str, Any]) -> tuple[int, Any]:
+        response = module.lambda_handler(event, lambda_context)
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode()
+        ctype = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get(
+            "content-type", ""
+        )
+        return response["statusCode"], json.loads(body) if "json" in ctype else body
+
+    return call

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import socket
@@ -13,23 +12,6 @@ import pytest
 from conftest import BUCKET, job_item, s3_jsonl
 from tandem_common import aws
 from tandem_common.jobs import deterministic_job_id
-
-
-@pytest.fixture
-def api(cloud: None, load_handler: Any, lambda_context: Any) -> Any:
-    module = load_handler("api")
-
-    def call(event: dict[str, Any]) -> tuple[int, Any]:
-        response = module.lambda_handler(event, lambda_context)
-        body = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode()
-        ctype = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get(
-            "content-type", ""
-        )
-        return response["statusCode"], json.loads(body) if "json" in ctype else body
-
-    return call
 
 
 def test_create_inline_job_writes_input_queues_job_and_starts_execution(

@@ -3,7 +3,6 @@ moto, with the original job made by the real preprocess and deliver steps."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -64,20 +63,6 @@ def make_job(load_handler: Any, ctx: Any, fail_batches: dict[str, str] | None = 
             error = {"Error": "SageMakerRuntime.ModelErrorException", "Cause": "500 from primary"}
             results.append({"index": ref["index"], "ok": False, "error": error})
     return load_handler("deliver").lambda_handler({"job_id": JOB, "batch_results": results}, ctx)
-
-
-@pytest.fixture
-def api(cloud: None, load_handler: Any, lambda_context: Any) -> Any:
-    module = load_handler("api")
-
-    def call(event: dict[str, Any]) -> tuple[int, Any]:
-        response = module.lambda_handler(event, lambda_context)
-        body = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode()
-        return response["statusCode"], json.loads(body)
-
-    return call
 
 
 def test_failure_reasons_are_classified_transient_or_permanent() -> None:
