@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from safetensors.numpy import load_file
+from threadpoolctl import ThreadpoolController
 from tokenizers import Tokenizer
 
 from tandem_endpoint.backends.model_files import max_seq_length, model_name, read_config
@@ -54,11 +56,18 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return inner
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
-    return centred / np.sqrt(var + np.float32(eps)) * weight + bias
+def layer_norm_(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis of a 2-D array, in place (no full-size temporaries)."""
+    x -= x.mean(axis=-1, keepdims=True)
+    scale = np.einsum("ij,ij->i", x, x)
+    scale *= np.float32(1.0 / x.shape[-1])
+    scale += np.float32(eps)
+    np.sqrt(scale, out=scale)
+    np.reciprocal(scale, out=scale)
+    x *= scale[:, None]
+    x *= weight
+    x += bias
+    return x
 
 
 @dataclass
@@ -78,8 +87,16 @@ class EncoderLayer:
 class NumpyBertBackend:
     """CPU backend: no torch; numpy + tokenizers + safetensors only."""
 
+    # Tokens per forward block: large enough for efficient GEMMs, small enough that a block's
+    # activations stay in cache (measured on this 2-core Xeon, see docs/BENCHMARKS.md).
+    block_tokens = 1024
+    parallel_min_tokens = 512
+
     def __init__(self, model_dir: str, exact_gelu: bool = False) -> None:
         self.gelu = gelu_erf if exact_gelu else gelu_tanh
+        self._workers = os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="encoder-block")
+        self._blas = ThreadpoolController()
         config = read_config(model_dir)
         self.max_seq_length = max_seq_length(model_dir, config)
         self.dims = int(config["hidden_size"])
@@ -97,8 +114,10 @@ class NumpyBertBackend:
         self.pos_emb = w["embeddings.position_embeddings.weight"]
         self.type_emb = w["embeddings.token_type_embeddings.weight"]
         self.emb_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        query_scale = np.float32(1.0 / math.sqrt(self.dims // self.heads))
         self.layers = [
-            _load_layer(w, f"encoder.layer.{i}.") for i in range(int(config["num_hidden_layers"]))
+            _load_layer(w, f"encoder.layer.{i}.", query_scale)
+            for i in range(int(config["num_hidden_layers"]))
         ]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -121,36 +140,85 @@ class NumpyBertBackend:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run the encoder over blocks of whole sequences of at most `block_tokens` tokens.
+
+        Within a block every projection is one 2-D GEMM over all its tokens (numpy would run a
+        3-D `x @ w` as one small GEMM per sequence), and the block's activations stay in the
+        CPU cache between the element-wise steps. A single sequence is a block of one, run with
+        a multi-threaded BLAS. A batch of at least `parallel_min_tokens` is split across the
+        cores instead, one block per thread with a single-threaded BLAS each, so the
+        element-wise steps (GELU, softmax, LayerNorm: single-threaded in numpy) run in parallel
+        too.
+        """
         batch, seq_len = ids.shape
-        x = self.word_emb[ids] + self.pos_emb[:seq_len] + self.type_emb[0]
-        x = layer_norm(x, *self.emb_norm, self.eps)
+        per_block = max(1, self.block_tokens // seq_len)
+        parallel = self._workers > 1 and batch > 1 and batch * seq_len >= self.parallel_min_tokens
+        if parallel:
+            per_block = min(per_block, -(-batch // self._workers))
+        hidden = np.empty((batch, seq_len, self.dims), dtype=np.float32)
+
+        def run_block(start: int) -> None:
+            end = start + per_block
+            block = self._forward_block(ids[start:end], mask[start:end])
+            hidden[start:end] = block.reshape(-1, seq_len, self.dims)
+
+        starts = range(0, batch, per_block)
+        if parallel:
+            with self._blas.limit(limits=1, user_api="blas"):
+                list(self._pool.map(run_block, starts))
+        else:
+            for start in starts:
+                run_block(start)
+        return hidden
+
+    def _forward_block(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        n, seq_len = ids.shape
+        dims, heads = self.dims, self.heads
+        head_dim = dims // heads
+        x = self.word_emb[ids.reshape(-1)]  # [n*l, d]: a gathered copy, safe to modify
+        x += np.tile(self.pos_emb[:seq_len], (n, 1))
+        x += self.type_emb[0]
+        layer_norm_(x, *self.emb_norm, self.eps)
         # Padded keys get a large negative score, so softmax gives them ~0 weight.
         attn_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
-        head_dim = self.dims // self.heads
-        scale = np.float32(1.0 / np.sqrt(head_dim))
         for layer in self.layers:
-            qkv = x @ layer.qkv_w + layer.qkv_b  # [b, l, 3*d]
-            qkv = qkv.reshape(batch, seq_len, 3, self.heads, head_dim).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # [b, h, l, hd]
-            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + attn_bias
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            probs = scores / scores.sum(axis=-1, keepdims=True)
-            context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq_len, self.dims)
-            attn_out = context @ layer.attn_out_w + layer.attn_out_b
-            x = layer_norm(x + attn_out, *layer.attn_norm, self.eps)
-            ffn = self.gelu(x @ layer.ffn_in_w + layer.ffn_in_b) @ layer.ffn_out_w + layer.ffn_out_b
-            x = layer_norm(x + ffn, *layer.ffn_norm, self.eps)
+            qkv = x @ layer.qkv_w  # queries come pre-scaled by 1/sqrt(head_dim)
+            qkv += layer.qkv_b
+            q, k, v = qkv.reshape(n, seq_len, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+            scores = q @ k.transpose(0, 1, 3, 2)  # [n, h, l, l]
+            scores += attn_bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * seq_len, dims)
+            attn_out = context @ layer.attn_out_w
+            attn_out += layer.attn_out_b
+            attn_out += x
+            x = layer_norm_(attn_out, *layer.attn_norm, self.eps)
+            inner = x @ layer.ffn_in_w
+            inner += layer.ffn_in_b
+            ffn = self.gelu(inner) @ layer.ffn_out_w
+            ffn += layer.ffn_out_b
+            ffn += x
+            x = layer_norm_(ffn, *layer.ffn_norm, self.eps)
         return x
 
 
-def _load_layer(w: dict[str, np.ndarray], p: str) -> EncoderLayer:
+def _load_layer(w: dict[str, np.ndarray], p: str, query_scale: np.float32) -> EncoderLayer:
     def t(name: str) -> np.ndarray:
         return np.ascontiguousarray(w[p + name + ".weight"].T)
 
     attn = p + "attention."
+    names = ("query", "key", "value")
+    qkv_w = np.concatenate([t(f"attention.self.{n}") for n in names], axis=1)
+    qkv_b = np.concatenate([w[f"{attn}self.{n}.bias"] for n in names])
+    # Fold attention's 1/sqrt(head_dim) into the query projection: one less pass per layer.
+    hidden = qkv_b.shape[0] // 3
+    qkv_w[:, :hidden] *= query_scale
+    qkv_b[:hidden] *= query_scale
     return EncoderLayer(
-        qkv_w=np.concatenate([t(f"attention.self.{n}") for n in ("query", "key", "value")], axis=1),
-        qkv_b=np.concatenate([w[f"{attn}self.{n}.bias"] for n in ("query", "key", "value")]),
+        qkv_w=qkv_w,
+        qkv_b=qkv_b,
         attn_out_w=t("attention.output.dense"),
         attn_out_b=w[attn + "output.dense.bias"],
         attn_norm=(w[attn + "output.LayerNorm.weight"], w[attn + "output.LayerNorm.bias"]),

@@ -131,3 +131,27 @@ def test_boto3_runtime_client_against_the_real_model(endpoint) -> None:
     with pytest.raises(ClientError) as caught:
         client.invoke_endpoint(EndpointName="tandem", Body=b'{"inputs": []}')
     assert caught.value.response["Error"]["Code"] == "ModelError"
+
+
+@pytest.mark.parametrize(
+    ("block_tokens", "parallel_min_tokens"),
+    [(1024, 512), (300, 10**9), (300, 1)],
+    ids=["defaults", "many-blocks-serial", "many-blocks-parallel"],
+)
+def test_blocked_forward_matches_one_text_at_a_time(
+    reference, block_tokens: int, parallel_min_tokens: int
+) -> None:
+    """A batch is split into blocks (and across threads); every row must still be its own text's
+    vector, in input order, whatever the split."""
+    from tandem_endpoint.__main__ import default_model_dir
+    from tandem_endpoint.backends.numpy_backend import NumpyBertBackend
+
+    texts, expected = reference
+    backend = NumpyBertBackend(default_model_dir())
+    backend.block_tokens = block_tokens
+    backend.parallel_min_tokens = parallel_min_tokens
+    order = list(range(0, len(texts), 2)) + list(range(1, len(texts), 2))  # mix the lengths
+    batched = backend.encode([texts[i] for i in order])
+    single = np.vstack([backend.encode([texts[i]]) for i in order])
+    np.testing.assert_allclose(batched, single, atol=2e-5)
+    assert ((batched * expected[order]).sum(axis=1)).min() >= 0.999
