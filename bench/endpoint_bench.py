@@ -23,17 +23,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "endpoint"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from bench_doc import write_section  # noqa: E402
 
 
-def markers(backend: str) -> tuple[str, str]:
+def section_name(backend: str) -> str:
     """Each backend owns its own section of the file, so both can be reported side by side."""
-    name = "endpoint-bench" if backend in ("numpy", "auto") else f"endpoint-bench-{backend}"
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    return "endpoint-bench" if backend in ("numpy", "auto") else f"endpoint-bench-{backend}"
 
 
 WORDS = [
@@ -230,22 +233,6 @@ def render(cells: list[Cell], cold: dict[str, float], args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def write_section(path: str, section: str, backend: str) -> None:
-    start, end = markers(backend)
-    content = "# Benchmarks\n\n"
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            content = f.read()
-    block = f"{start}\n{section}\n{end}"
-    if start in content and end in content:
-        head, rest = content.split(start, 1)
-        content = head + block + rest.split(end, 1)[1]
-    else:
-        content = content.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(content)
-
-
 def default_model_dir() -> str:
     from tandem_endpoint.__main__ import default_model_dir as endpoint_default
 
@@ -282,7 +269,7 @@ def main() -> None:
 
     section = render(cells, cold, args)
     if not args.no_write:
-        write_section(args.output, section, args.backend)
+        write_section(section_name(args.backend), section, Path(args.output))
     print(section)
 
 
