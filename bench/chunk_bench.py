@@ -33,13 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "layers" / "common"))
-sys.path.insert(0, str(REPO / "bench"))
+from bench_doc import write_section
+from tandem_common.text.chunking import chunk_text
+from tandem_common.text.normalise import normalise_text
 
-from bench_doc import write_section  # noqa: E402
-from tandem_common.chunking import chunk_text  # noqa: E402
-from tandem_common.normalise import normalise_text  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 CHUNK_TOKENS, OVERLAP = 256, 32
 
@@ -196,7 +194,7 @@ def main() -> None:
         "token_peer": [],
         "char_peer": [],
     }
-    from tandem_common import wordpiece
+    from tandem_common.text import wordpiece
 
     tandem_chunks: list[list[tuple[int, int, str]]] = []
     peer_count = char_count = 0

@@ -11,13 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench_doc import write_section
+
+from tandem import cost
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from bench_doc import write_section  # noqa: E402
-
-from tandem import cost  # noqa: E402
 
 
 def main() -> None:

@@ -33,19 +33,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench_doc import write_section
+from tandem_common.contracts import execution_arn, s3_job_id, s3_revision
+
+from tandem.client import TandemClient
+from tandem.submission import documents_from_file
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "layers" / "common"))
-
-from bench_doc import write_section  # noqa: E402
-
 BATCH = 64
-TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED"}
 
 
 def history(cloud: Any, job_id: str) -> list[dict[str, Any]]:
     sfn = cloud.client("stepfunctions")
-    arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    arn = execution_arn(cloud.state_machine_arn, job_id)
     events: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
     while True:
@@ -84,24 +84,13 @@ def state_times(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def wait_all(cloud: Any, job_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-    done: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
-    while len(done) < len(job_ids) and time.monotonic() < deadline:
-        for jid in job_ids:
-            if jid in done:
-                continue
-            job = cloud.get_job(jid)
-            if job and job.get("status") in TERMINAL and cloud.execution_status(jid) != "RUNNING":
-                done[jid] = job
-        time.sleep(0.2)
+    done: dict[str, dict[str, Any]] = cloud.jobs.wait_all(job_ids, timeout, 0.2)
     if len(done) < len(job_ids):
         sys.exit(f"only {len(done)}/{len(job_ids)} jobs finished in {timeout}s")
     return done
 
 
 def orchestration(cloud: Any, n_docs: int) -> str:
-    from tandem.cli import s3_job_id
-
     s3 = cloud.client("s3")
     body = "\n".join(
         json.dumps({"id": f"d{i}", "text": f"Document {i} says hello to batch {i // BATCH}."})
@@ -109,8 +98,7 @@ def orchestration(cloud: Any, n_docs: int) -> str:
     ).encode()
     key = f"inbox/bench/orchestration-{uuid.uuid4().hex[:8]}.jsonl"
     put = s3.put_object(Bucket=cloud.bucket, Key=key, Body=body)
-    rev = put.get("VersionId") or put["ETag"].strip('"')
-    job_id = s3_job_id(cloud.bucket, key, rev)
+    job_id = s3_job_id(cloud.bucket, key, s3_revision(put.get("VersionId"), put["ETag"]))
     job = wait_all(cloud, [job_id], 600)[job_id]
     events = history(cloud, job_id)
     transitions, lambdas = count_events(events)
@@ -150,10 +138,8 @@ def orchestration(cloud: Any, n_docs: int) -> str:
 
 
 def demo_submit(cloud: Any) -> tuple[list[str], int]:
-    from tandem.cli import ApiClient, _check, documents_from_file, s3_job_id
-
     samples = REPO / "samples"
-    api = ApiClient(cloud.api_url)
+    api = TandemClient(cloud.api_url)
     s3, sqs = cloud.client("s3"), cloud.client("sqs")
     jobs: list[str] = []
     n_bytes = 0
@@ -162,12 +148,12 @@ def demo_submit(cloud: Any) -> tuple[list[str], int]:
         if docs is None:
             continue
         n_bytes += f.stat().st_size
-        jobs.append(_check(*api.request("POST", "/v1/jobs", {"documents": docs}), f.name)["job_id"])
+        jobs.append(api.create_job(documents=docs)["job_id"])
     for f in sorted((samples / "s3").glob("*")):
         key = f"inbox/e2e-{uuid.uuid4().hex[:6]}/{f.name}"
         put = s3.put_object(Bucket=cloud.bucket, Key=key, Body=f.read_bytes())
         n_bytes += f.stat().st_size
-        jobs.append(s3_job_id(cloud.bucket, key, put.get("VersionId") or put["ETag"].strip('"')))
+        jobs.append(s3_job_id(cloud.bucket, key, s3_revision(put.get("VersionId"), put["ETag"])))
     for f in sorted((samples / "sqs").glob("*")):
         key = f"staging/e2e/{uuid.uuid4().hex[:6]}-{f.name}"
         s3.put_object(Bucket=cloud.bucket, Key=key, Body=f.read_bytes())
@@ -184,9 +170,9 @@ def demo_submit(cloud: Any) -> tuple[list[str], int]:
 def cpu_profile() -> tuple[str, float]:
     """pyinstrument over preprocess's CPU path on the demo corpus (no AWS calls)."""
     from pyinstrument import Profiler
-    from tandem_common.chunking import chunk_text, place_chunks
-    from tandem_common.decoding import parse_input
-    from tandem_common.normalise import normalise_text
+    from tandem_common.text.chunking import chunk_text, place_chunks
+    from tandem_common.text.decoding import parse_input
+    from tandem_common.text.normalise import normalise_text
 
     files = [f for f in sorted((REPO / "samples").rglob("*")) if f.is_file()]
     files = [f for f in files if f.suffix in {".txt", ".md", ".json", ".jsonl"}]
@@ -274,7 +260,7 @@ def main() -> None:
         print(f"local cloud up in {time.monotonic() - t:.1f}s", flush=True)
         orch = orchestration(cloud, args.docs)
         print(orch, flush=True)
-        cloud.drain()
+        cloud.jobs.drain()
         end_to_end = e2e(cloud)
         print(end_to_end, flush=True)
     if not args.no_write:

@@ -26,12 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from bench_doc import write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "endpoint"))
-sys.path.insert(0, os.path.join(REPO, "bench"))
-
-from bench_doc import write_section  # noqa: E402
 
 
 def section_name(backend: str) -> str:

@@ -27,20 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from bench_doc import write_section
+from tandem_common.contracts import FUNCTIONS
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from bench_doc import write_section  # noqa: E402
 
 BUILD = REPO / ".aws-sam" / "build"
 STANDIN = REPO / ".aws-sam" / "footprint-standin"
-FUNCTIONS = [
-    "ApiFunction",
-    "IngestFunction",
-    "PreprocessFunction",
-    "DeliverFunction",
-    "FailFunction",
-    "WatchdogFunction",
-]
 PY313 = ["python3.13"]
 PY313_ENV = {**os.environ, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
 # What the Lambda runtime environment sets; keeps Powertools' behaviour as in AWS.

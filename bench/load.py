@@ -39,13 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tandem_common.contracts import TERMINAL_STATUSES as TERMINAL
+from tandem_common.contracts import deterministic_job_id, s3_job_id, s3_revision
+
+from tandem.local.cloud import LocalCloud
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
-
-from tandem_common.jobs import deterministic_job_id  # noqa: E402
-
-from tandem.cli import s3_job_id  # noqa: E402
-from tandem.local.cloud import TERMINAL, LocalCloud  # noqa: E402
 
 DOC_FILE = ROOT / "docs" / "RELIABILITY.md"
 START, END = "<!-- load:start -->", "<!-- load:end -->"
@@ -116,7 +115,7 @@ def submit(cloud: LocalCloud, clients: dict[str, Any], run: str, job: Job, n_doc
             data = "".join(json.dumps(d) + "\n" for d in docs).encode()
             put = clients["s3"].put_object(Bucket=cloud.bucket, Key=key, Body=data)
             job.job_id = s3_job_id(
-                cloud.bucket, key, put.get("VersionId") or put["ETag"].strip('"')
+                cloud.bucket, key, s3_revision(put.get("VersionId"), put["ETag"])
             )
         else:
             job.job_id = str(uuid.uuid4())
@@ -181,7 +180,7 @@ def verify(cloud: LocalCloud, report: Report, before: set[str]) -> None:
                 report.failed_docs += 1
             else:
                 problems.setdefault("lost_documents", []).append(f"{job.job_id}/{doc_id}")
-        report.statuses[job.status] += 1
+        report.statuses[str(job.status)] += 1
     # duplicates: one job record and one execution per submitted job, no extra jobs
     ids = [j.job_id for j in report.jobs if j.job_id]
     for job_id, n in Counter(ids).items():
@@ -249,7 +248,7 @@ def summarise(report: Report, args: argparse.Namespace, cloud: LocalCloud) -> di
 
 def _metrics(cloud: LocalCloud) -> dict[str, Any]:
     try:
-        m = cloud.endpoint_metrics()
+        m = cloud.endpoint.metrics()
     except OSError:
         return {}
     return {k: v for k, v in m.items() if isinstance(v, int | float)}
@@ -362,11 +361,11 @@ def main(argv: list[str] | None = None) -> int:
             seen = scan_jobs(cloud)
             now = time.monotonic()
             for job_id, item in seen.items():
-                j = by_id.get(job_id)
-                if j is not None:
-                    j.status = item["status"]
-                    if j.terminal_at is None and item["status"] in TERMINAL:
-                        j.terminal_at = now
+                found = by_id.get(job_id)
+                if found is not None:
+                    found.status = item["status"]
+                    if found.terminal_at is None and item["status"] in TERMINAL:
+                        found.terminal_at = now
                         window.release()
             n_term = sum(1 for j in jobs if j.terminal_at is not None)
             n_err = sum(1 for j in jobs if j.submit_error)
@@ -385,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.poll)
         report.finished = max((j.terminal_at or 0.0) for j in jobs) or time.monotonic()
         try:
-            cloud.drain(timeout=60)
+            cloud.jobs.drain(timeout=60)
         except TimeoutError:
             print("warning: executions still running after the last terminal job", flush=True)
         verify(cloud, report, before)

@@ -206,3 +206,24 @@ def table(w: Workload, m: Measured, p: dict[str, float]) -> tuple[str, dict[str,
     ]
     summary = {"tandem_cpu": t.cpu, "naive_cpu": n.cpu, "cpu_ratio": ratio}
     return "\n".join(rows), summary
+
+
+def report(w: Workload, m: Measured, p: dict[str, float]) -> str:
+    """`tandem cost`'s output: the workload, the measured inputs, the table, the verdict."""
+    text, summary = table(w, m, p)
+    return "\n".join(
+        [
+            f"workload: {w.documents_per_month:,.0f} documents/month of {w.document_kb:g} KiB "
+            f"({w.chunks_per_document:g} chunks each, {w.chunks_per_month:,.0f} "
+            f"chunks/month), {w.docs_per_job} documents per job, batch {w.batch_size}, "
+            f"{w.instance_type}",
+            f"measured: chunker {m.preprocess_mb_s:g} MB/s, endpoint "
+            f"{m.endpoint_chunks_per_s:g} chunks/s batched, batching speed-up "
+            f"{m.batching_speedup:g}x",
+            text,
+            f"CPU side: naive / Tandem = {summary['cpu_ratio']:.1f}x "
+            f"(target >= 20x: {'met' if summary['cpu_ratio'] >= 20 else 'missed'}); "
+            f"per month: Tandem ${summary['tandem_cpu'] * w.chunks_per_month / 1e6:,.2f}, "
+            f"naive ${summary['naive_cpu'] * w.chunks_per_month / 1e6:,.2f}",
+        ]
+    )

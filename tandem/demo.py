@@ -18,43 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+from tandem_common.contracts import s3_job_id, s3_revision
+from tandem_common.text.decoding import parse_input
 
-from tandem.cli import documents_from_file, print_job, s3_job_id
-
-TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED"}
+from tandem.client import TandemClient
+from tandem.console import print_job
+from tandem.submission import documents_from_file
 
 
 def expected_ids(path: Path) -> list[str]:
-    """The document ids preprocess will report for this file (mirrors CONTRACTS.md input rules)."""
-    data = path.read_bytes()
-    name = path.name
-    if name.endswith(".jsonl"):
-        ids = []
-        for n, raw in enumerate(data.split(b"\n"), start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-                ids.append(
-                    obj["id"]
-                    if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]
-                    else f"line-{n}"
-                )
-            except (ValueError, UnicodeDecodeError):
-                ids.append(f"line-{n}")
-        return ids
-    if name.endswith(".json"):
-        try:
-            docs = json.loads(data.decode("utf-8-sig"))["documents"]
-            return [
-                d["id"]
-                if isinstance(d, dict) and isinstance(d.get("id"), str) and d["id"]
-                else f"document-{i}"
-                for i, d in enumerate(docs)
-            ]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return [name]
-    return [name]
+    """The document ids preprocess will report for this file: its documents and rejects, by
+    the pipeline's own input rules."""
+    parsed = parse_input(path.name, path.read_bytes())
+    return [d.id for d in parsed.documents] + [r.id for r in parsed.rejected]
 
 
 def _read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
@@ -66,7 +42,6 @@ def _read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
 
 
 def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | None = None) -> int:
-    from tandem.cli import ApiClient, _check
     from tandem.local.cloud import LocalCloud
 
     expected_fail = json.loads((samples / "expected_failures.json").read_text())
@@ -77,7 +52,7 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
         click.echo(
             f"local cloud up in {t_up - t_start:.1f}s (API {cloud.api_url}, logs {cloud.log_dir})"
         )
-        api = ApiClient(cloud.api_url)
+        api = TandemClient(cloud.api_url)
         s3 = cloud.client("s3")
         sqs = cloud.client("sqs")
         # job id -> (path name, [(file, [doc ids])])
@@ -89,15 +64,13 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
                 raise click.ClickException(
                     f"{f} cannot go inline; move it to samples/s3 or samples/sqs"
                 )
-            body = _check(
-                *api.request("POST", "/v1/jobs", {"documents": docs}), f"POST /v1/jobs {f.name}"
-            )
+            body = api.create_job(documents=docs)
             jobs[body["job_id"]] = ("api", [(f"api/{f.name}", [d["id"] for d in docs])])
 
         for f in sorted((samples / "s3").glob("*")):
             key = f"inbox/demo/{f.name}"
             put = s3.put_object(Bucket=cloud.bucket, Key=key, Body=f.read_bytes())
-            rev = put.get("VersionId") or put["ETag"].strip('"')
+            rev = s3_revision(put.get("VersionId"), put["ETag"])
             jobs[s3_job_id(cloud.bucket, key, rev)] = ("s3", [(f"s3/{f.name}", expected_ids(f))])
 
         for f in sorted((samples / "sqs").glob("*")):
@@ -111,22 +84,8 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
             jobs[job_id] = ("sqs", [(f"sqs/{f.name}", expected_ids(f))])
         click.echo(f"submitted {len(jobs)} jobs; waiting...")
 
-        views: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout
         with click.progressbar(length=len(jobs), label="jobs") as bar:  # type: ignore[var-annotated]
-            while time.monotonic() < deadline and len(views) < len(jobs):
-                for jid in jobs:
-                    if jid in views:
-                        continue
-                    job = cloud.get_job(jid)
-                    if (
-                        job
-                        and job.get("status") in TERMINAL
-                        and cloud.execution_status(jid) != "RUNNING"
-                    ):
-                        views[jid] = job
-                        bar.update(1)
-                time.sleep(1)
+            views = cloud.jobs.wait_all(jobs, timeout, 1.0, lambda _id, _job: bar.update(1))
         wall = time.monotonic() - t_up
 
         problems: list[str] = []

@@ -1,105 +1,21 @@
 """HTTP API (payload v2): jobs, uploads, embeddings, OpenAPI at /openapi.json, Swagger UI at /docs.
 
-Errors are `{"error": {"code", "message"}}`: malformed JSON 400, validation 422, unknown 404,
-oversized 413, endpoint trouble 502/503, anything unexpected 500.
+Routes and error mapping: `tandem_common.api` (app.py, routes.py).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
-from api_routes import check_body_size, router
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tandem_common.errors import MalformedRequest, TandemError
+from tandem_common.api.app import handle
 from tandem_common.observability import logger, traced
 from tandem_common.settings import get_settings
 
 settings = get_settings()  # validated at cold start
-app = APIGatewayHttpResolver(enable_validation=True)
-app.include_router(router)
-app.enable_swagger(path="/docs", title="Tandem API", version="1.0.0")
-
-
-def error_response(status: int, code: str, message: str) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": {"code": code, "message": message}},
-    )
-
-
-@app.get("/openapi.json", include_in_schema=False)
-def openapi_json() -> Response[Any]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="Tandem API", version="1.0.0"),
-    )
-
-
-@app.exception_handler(TandemError)
-def handle_domain_error(exc: TandemError) -> Response[Any]:
-    if exc.status >= 500:
-        logger.warning("request failed", extra={"code": exc.code})
-    return error_response(exc.status, exc.code, exc.message)
-
-
-@app.exception_handler(RequestValidationError)
-def handle_validation_error(exc: RequestValidationError) -> Response[Any]:
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "malformed_json", "request body is not valid JSON")
-    details = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-        for e in errors[:10]
-    )
-    return error_response(422, "validation_error", details or "invalid request")
-
-
-@app.exception_handler(RecursionError)
-def handle_too_deep(exc: RecursionError) -> Response[Any]:
-    # json.loads raises RecursionError (not a JSONDecodeError) on deeply nested bodies
-    return error_response(400, "malformed_json", "request body is nested too deeply")
-
-
-@app.not_found
-def handle_not_found(exc: NotFoundError) -> Response[Any]:
-    return error_response(404, "not_found", "no such route")
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response[Any]:
-    logger.exception("unhandled error")
-    return error_response(500, "internal_error", "internal error")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        check_body_size(event.get("rawPath", ""), event.get("body"))
-        check_body_text(event)
-    except TandemError as exc:  # before parsing: never json.loads a body we refuse
-        return {
-            "statusCode": exc.status,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps({"error": {"code": exc.code, "message": exc.message}}),
-            "isBase64Encoded": False,
-        }
-    return app.resolve(event, context)
-
-
-def check_body_text(event: dict[str, Any]) -> None:
-    """A binary (base64) body must be UTF-8: API Gateway base64-encodes bodies that are not."""
-    body = event.get("body")
-    if body is None or not event.get("isBase64Encoded"):
-        return
-    try:
-        base64.b64decode(body, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedRequest("request body is not UTF-8 text") from None
+    return handle(event, context)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from deliver_results import deliver_job
-from tandem_common.jobs import JobStore
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.storage import Storage
 from tandem_common.models import DeliverInput
 from tandem_common.observability import logger, traced
 from tandem_common.settings import get_settings
-from tandem_common.storage import Storage
+from tandem_common.usecases.deliver import deliver_job
 
 settings = get_settings()  # validated at cold start
 

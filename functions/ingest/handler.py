@@ -14,13 +14,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ingest_sources import (
+from tandem_common.observability import logger, traced
+from tandem_common.usecases.ingest import (
     ingest,
     submission_from_message,
     submission_from_object_created,
     submit,
 )
-from tandem_common.observability import logger, traced
 
 ingest()  # settings validated at cold start
 processor = BatchProcessor(event_type=EventType.SQS)

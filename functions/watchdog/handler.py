@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tandem_common import aws
-from tandem_common.jobs import JobStore
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.workflows import Workflows
 from tandem_common.observability import logger, traced
 from tandem_common.settings import get_settings
-from watchdog_jobs import DEFAULT_DEADLINE_SECONDS, run_watchdog
+from tandem_common.usecases.watchdog import DEFAULT_DEADLINE_SECONDS, run_watchdog
 
 settings = get_settings()  # validated at cold start
 
@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         deadline,
         settings,
         jobs,
-        aws.stepfunctions(),
+        Workflows(settings.resources.state_machine_arn),
         time_left_ms=context.get_remaining_time_in_millis,
     )
     logger.info(

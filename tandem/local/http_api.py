@@ -12,15 +12,15 @@ import base64
 import json
 import logging
 import re
-import threading
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tandem.local.http_server import BackgroundHttpServer
 from tandem.local.lambda_service import LambdaService
 from tandem.local.template import FunctionSpec
 
@@ -92,34 +92,16 @@ class LocalHttpApi:
     ) -> None:
         self.lambdas = lambdas
         self.routes = routes
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("http api: " + format, *args)
-
-            def _any(self) -> None:
-                api._handle(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="http-api", daemon=True
-        )
+        self._http = BackgroundHttpServer(self._handle, host, port, name="http-api")
+        self.port = self._http.port
+        self.url = self._http.url
 
     def start(self) -> LocalHttpApi:
-        self._thread.start()
+        self._http.start()
         return self
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for r in self.routes:

@@ -7,6 +7,11 @@ to `max_workers` per function, spawned lazily, killed and respawned on timeout.
 Function errors are Lambda-shaped: 200 + `X-Amz-Function-Error: Unhandled` +
 `{"errorType", "errorMessage", "stackTrace"}`.
 
+Like Lambda, an invoke's Timeout starts once the runtime is initialised: a new worker first
+imports its handler (the init phase, bounded by `INIT_TIMEOUT_S`) and says it is ready; only then
+is the request sent and its clock started. So a cold worker on a busy machine never turns a
+short Timeout into a spurious `Sandbox.Timedout`.
+
 Fault injection (tests, `bench/load.py`): `set_faults({fn: {"crash": n, "crash_after": n,
 "hang": n, "timeout_s": s}})` or `POST /_local/faults` with that body (`{}` clears), `fn` a function
 name or logical id. The next n invokes of `fn`: `crash` makes the worker `os._exit(137)` before
@@ -31,16 +36,24 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
+from tandem.local.http_server import BackgroundHttpServer
 from tandem.local.template import FunctionSpec
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+# Lambda gives a function's init 10 s; locally a cold import on a loaded 2-core machine can take
+# longer, and init is not what an invoke's Timeout measures, so it gets its own, wider bound.
+INIT_TIMEOUT_S = 120.0
+
+
+class InitTimeout(Exception):
+    """The worker did not finish importing its handler within INIT_TIMEOUT_S."""
 
 
 @dataclass
@@ -65,15 +78,14 @@ class _Worker:
             start_new_session=True,
         )
         self._buf = b""
+        self.initialised = False
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """Send one request; None on timeout (the caller kills the worker)."""
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write((json.dumps(request) + "\n").encode())
-        self.proc.stdin.flush()
+    def _read_line(self, timeout: float) -> dict[str, Any] | None:
+        """The worker's next protocol line, or None after `timeout` seconds."""
+        assert self.proc.stdout
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
@@ -88,7 +100,24 @@ class _Worker:
                 raise EOFError("worker exited")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def wait_initialised(self, timeout: float = INIT_TIMEOUT_S) -> None:
+        """Block until the worker has imported its handler (its first line says so)."""
+        if self.initialised:
+            return
+        if self._read_line(timeout) is None:
+            raise InitTimeout(f"worker not initialised after {timeout:.0f}s")
+        self.initialised = True
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one request to an initialised worker; None on timeout (the caller kills it)."""
+        assert self.proc.stdin
+        self.wait_initialised()
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+        return self._read_line(timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -185,32 +214,16 @@ class LambdaService:
         self._faults: dict[str, dict[str, float]] = {}
         self._faults_lock = threading.Lock()
         self.fault_log: list[tuple[str, str]] = []  # (function name, fault) as injected
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("lambda service: " + format, *args)
-
-            def do_POST(self) -> None:
-                service._handle(self)
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="lambda-service", daemon=True
-        )
+        self._http = BackgroundHttpServer(self._handle, host, port, name="lambda-service")
+        self.url = self._http.url
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LambdaService:
-        self._thread.start()
+        self._http.start()
         return self
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
         for p in self._pools.values():
             p.close()
 
@@ -281,6 +294,12 @@ class LambdaService:
             request["fault"] = fault
         try:
             reply = worker.call(request, timeout=timeout)
+        except InitTimeout as e:
+            pool.release(worker, discard=True)
+            return InvokeResult(
+                {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {request_id} {e}"},
+                "Unhandled",
+            )
         except (EOFError, OSError, ValueError) as e:
             pool.release(worker, discard=True)
             pool.log_file.write(
@@ -330,6 +349,9 @@ class LambdaService:
 
     # ------------------------------------------------------------------ HTTP
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if h.command != "POST":
+            self._send(h, 405, {"message": f"{h.command} is not allowed"}, {})
+            return
         if h.path.split("?", 1)[0] == "/_local/faults":
             self._handle_faults(h)
             return

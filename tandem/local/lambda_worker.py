@@ -1,6 +1,7 @@
 """A warm Lambda worker process: `python -m tandem.local.lambda_worker HANDLER`.
 
-Protocol on the pipes the local Lambda service gave it: one JSON line per request on stdin
+Protocol on the pipes the local Lambda service gave it: once the handler is imported (the init
+phase, successful or not), one `{"initialised": true}` line; then one JSON line per request on stdin
 (`{"event", "request_id", "deadline_ms", "function_name", "function_arn", "memory", "log_group"}`)
 and one JSON line per reply on the original stdout fd (`{"ok": true, "result"}` or
 `{"ok": false, "errorType", "errorMessage", "stackTrace"}`).  The handler's own stdout/stderr go
@@ -66,6 +67,8 @@ def main() -> None:
             "stackTrace": traceback.format_exception(e),
         }
         traceback.print_exc()
+    proto_out.write(json.dumps({"initialised": True}) + "\n")
+    proto_out.flush()
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -1,6 +1,6 @@
 """Compatibility patches for moto 5.2.5's Step Functions interpreter (the only place we patch moto).
 
-Gaps measured with moto 5.2.5 (see docs/DESIGN §6):
+Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
 
 1. ``arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint`` fails with
    ``Unknown service: 'sagemakerruntime'``: the aws-sdk task passes the Step Functions service

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from hypothesis import settings
 from moto import mock_aws
-from tandem_common import aws
+from tandem_common.adapters import aws
 from tandem_common.settings import get_settings
 
 # No per-example deadline: this machine has 2 cores with CPU steal, and a timing assertion in a
@@ -171,8 +171,8 @@ def fake_endpoint_run(inputs_uri: str, outputs_uri: str, dims: int = 8) -> int:
 
     Row i of a batch is a deterministic function of its text, so tests can check the mapping.
     """
-    from tandem_common.npy import encode_rows
-    from tandem_common.storage import Storage
+    from tandem_common.adapters.storage import Storage
+    from tandem_common.text.npy import encode_rows
 
     storage = Storage()
     rows = storage.get_jsonl(inputs_uri)
@@ -198,7 +198,7 @@ def s3_jsonl(key: str) -> list[Any]:
 
 
 def job_item(job_id: str) -> dict[str, Any] | None:
-    from tandem_common.jobs import JobStore
+    from tandem_common.adapters.jobs import JobStore
 
     job = JobStore(JOBS_TABLE).get(job_id)
     return None if job is None else job.model_dump()

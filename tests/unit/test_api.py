@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from conftest import BUCKET, job_item, s3_jsonl
-from tandem_common import aws
-from tandem_common.jobs import deterministic_job_id
+from tandem_common.adapters import aws
+from tandem_common.contracts import deterministic_job_id
 
 
 def test_create_inline_job_writes_input_queues_job_and_starts_execution(
@@ -109,7 +109,7 @@ def _get(event: Any, job_id: str) -> dict[str, Any]:
 def test_get_job_hides_secret_and_lists_downloads_when_finished(
     api: Any, event: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tandem_common.jobs import JobStore
+    from tandem_common.adapters.jobs import JobStore
     from tandem_common.models import Counts
 
     # Given a job with a webhook to a public host (DNS answered by a stub)

@@ -82,7 +82,7 @@ def test_cpu_side_excludes_gpu_and_ratio_direction() -> None:
     assert math.isfinite(express.cpu)
 
 
-def test_measured_figures_parsed_from_benchmarks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_measured_figures_parsed_from_benchmarks(tmp_path) -> None:
     doc = tmp_path / "B.md"
     doc.write_text(
         "| Tandem `normalise_text` + `chunk_text` (cold word cache) | 7.50 | 10 | **12x** |\n"

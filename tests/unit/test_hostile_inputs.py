@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tandem_common.chunking import chunk_text
-from tandem_common.decoding import DocumentRejected, decode_text, parse_input
-from tandem_common.normalise import normalise_text
-from tandem_common.storage import encode_jsonl, iter_jsonl, parse_s3_uri
-from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens
+from tandem_common.adapters.storage import encode_jsonl, iter_jsonl
+from tandem_common.contracts import parse_s3_uri
+from tandem_common.text.chunking import chunk_text
+from tandem_common.text.decoding import DocumentRejected, decode_text, parse_input
+from tandem_common.text.normalise import normalise_text
+from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens
 
 NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty" / "nasty.py"
 

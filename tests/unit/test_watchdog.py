@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 from conftest import BUCKET, JOBS_TABLE, STATE_MACHINE_ARN
+from tandem_common.adapters.jobs import JobStore
 from tandem_common.errors import InvalidTransition
-from tandem_common.jobs import JobStore
 from tandem_common.models import Counts, JobRecord, ResolvedOptions
 
 HOURS = 3600

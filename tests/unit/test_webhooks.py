@@ -6,15 +6,15 @@ import urllib.error
 from typing import Any
 
 import pytest
-from tandem_common import webhooks
-from tandem_common.errors import WebhookRefused
-from tandem_common.webhooks import (
+from tandem_common.adapters import webhooks
+from tandem_common.adapters.webhooks import (
     send_webhook,
     sign,
     signed_headers,
     validate_webhook_url,
     verify_signature,
 )
+from tandem_common.errors import WebhookRefused
 
 
 def resolve_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:

@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-JobStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
+from tandem_common.contracts import TERMINAL_STATUSES, JobStatus
+
+__all__ = ["TERMINAL_STATUSES", "JobStatus"]  # re-exported: the contracts are their home
+
 JobSource = Literal["api", "s3", "sqs"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "PARTIAL", "FAILED"})
 
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")]

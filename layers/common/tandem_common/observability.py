@@ -1,6 +1,6 @@
-"""The shared Powertools Logger, Metrics and Tracer.
+"""The shared Powertools Logger and Tracer.
 
-Logger and Metrics are cheap to build. The Tracer (X-Ray SDK import ≈ 300 ms) is built on first
+The Logger is cheap to build. The Tracer (X-Ray SDK import ≈ 300 ms) is built on first
 use via `tracer()`, so a cold import of a handler does not pay for it. Logs never carry document
 text or vectors: log ids and counts only.
 """
@@ -12,17 +12,15 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-# Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
+# The service name comes from POWERTOOLS_SERVICE_NAME.
 logger = Logger()
-metrics = Metrics()
 
-__all__ = ["MetricUnit", "logger", "metrics", "traced", "tracer"]
+__all__ = ["logger", "traced", "tracer"]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 

@@ -33,8 +33,8 @@ def endpoint_deadline_s() -> int:
 @pytest.fixture
 def drained(cloud):
     """Nothing running and no endpoint request in flight, faults cleared, before and after."""
-    cloud.drain()
-    cloud.set_faults(None)
+    cloud.jobs.drain()
+    cloud.faults.endpoint.set(None)
     yield cloud
-    cloud.drain()
-    cloud.set_faults(None)
+    cloud.jobs.drain()
+    cloud.faults.endpoint.set(None)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem.cli import INLINE_LIMIT, ApiClient, submit_files
+from tandem.client import TandemClient
+from tandem.submission import INLINE_LIMIT, submit_files
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +21,9 @@ def test_submit_sends_a_large_file_by_presigned_upload(drained, tmp_path: Path) 
     big.write_text("\n".join(json.dumps({"id": f"doc-{i}", "text": text}) for i in range(1000)))
     assert big.stat().st_size > INLINE_LIMIT
 
-    (job_id,) = submit_files(ApiClient(cloud.api_url), [big])
+    (job_id,) = submit_files(TandemClient(cloud.api_url), [big])
 
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert job["status"] == "SUCCEEDED", job
     assert job["source"] == "s3"  # it came through inbox/, not inline
     assert job["counts"]["documents"] == 1000

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tandem_common.jobs import deterministic_job_id
+from tandem_common.contracts import deterministic_job_id
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,13 @@ def _post(url, body, headers=None):
 def faults(drained):
     """The drained cloud with every fault plan cleared before and after."""
     cloud = drained
-    cloud.set_lambda_faults(None)
-    cloud.set_s3_faults(None)
-    cloud.lambda_service.fault_log.clear()
+    cloud.faults.lambdas.set(None)
+    cloud.faults.s3.set(None)
+    cloud.faults.lambdas.log.clear()
     yield cloud
-    cloud.set_lambda_faults(None)
-    cloud.set_s3_faults(None)
-    cloud.drain()
+    cloud.faults.lambdas.set(None)
+    cloud.faults.s3.set(None)
+    cloud.jobs.drain()
 
 
 def _submit(cloud, tag, n=3):
@@ -77,7 +77,7 @@ def _assert_all_delivered(cloud, job, doc_ids):
 
 def _fault_count(cloud, fn, kind):
     name = cloud.lambda_service.resolve_name(fn)
-    return sum(1 for f in cloud.lambda_service.fault_log if f == (name, kind))
+    return sum(1 for f in cloud.faults.lambdas.log if f == (name, kind))
 
 
 def _executions_of(cloud, job_id):
@@ -115,9 +115,9 @@ def test_lambda_service_answers_crash_and_timeout_like_lambda(faults):
 
 def test_preprocess_worker_crash_is_retried_and_the_job_succeeds(faults):
     cloud = faults
-    cloud.set_lambda_faults({"PreprocessFunction": {"crash": 1}})
+    cloud.faults.lambdas.set({"PreprocessFunction": {"crash": 1}})
     job_id, docs = _submit(cloud, "pre-crash")
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert _fault_count(cloud, "PreprocessFunction", "crash") == 1
     _assert_all_delivered(cloud, job, docs)
     assert len(_executions_of(cloud, job_id)) == 1
@@ -126,35 +126,35 @@ def test_preprocess_worker_crash_is_retried_and_the_job_succeeds(faults):
 def test_deliver_crash_after_its_writes_reruns_without_double_counting(faults):
     cloud = faults
     # deliver runs to completion (files, SUCCEEDED record, event) but its reply is lost
-    cloud.set_lambda_faults({"DeliverFunction": {"crash_after": 1}})
+    cloud.faults.lambdas.set({"DeliverFunction": {"crash_after": 1}})
     job_id, docs = _submit(cloud, "del-crash", n=4)
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert _fault_count(cloud, "DeliverFunction", "crash_after") == 1
     _assert_all_delivered(cloud, job, docs)
-    assert cloud.execution_status(job_id) == "SUCCEEDED"
+    assert cloud.jobs.execution_status(job_id) == "SUCCEEDED"
 
 
 def test_preprocess_crashing_every_time_fails_the_job_after_two_retries(faults):
     cloud = faults
-    cloud.set_lambda_faults({"PreprocessFunction": {"crash": 10}})
+    cloud.faults.lambdas.set({"PreprocessFunction": {"crash": 10}})
     job_id, _ = _submit(cloud, "pre-dead")
-    job = cloud.wait_for_job(job_id, timeout=120)
+    job = cloud.jobs.wait(job_id, timeout=120)
     assert job["status"] == "FAILED" and job["error"]["code"] == "Runtime.ExitError", job
     assert _fault_count(cloud, "PreprocessFunction", "crash") == 3  # 1 try + 2 retries
     # nothing lost silently: the job names the reason for all of its documents
     assert "Runtime exited" in job["error"]["message"]
-    assert cloud.execution_status(job_id) == "FAILED"
+    assert cloud.jobs.execution_status(job_id) == "FAILED"
 
 
 def test_deliver_timeout_is_not_retried_and_fails_the_job_keeping_counts(faults):
     cloud = faults
-    cloud.set_lambda_faults({"DeliverFunction": {"hang": 5, "timeout_s": 2}})
+    cloud.faults.lambdas.set({"DeliverFunction": {"hang": 5, "timeout_s": 2}})
     job_id, docs = _submit(cloud, "del-hang")
-    job = cloud.wait_for_job(job_id, timeout=120)
+    job = cloud.jobs.wait(job_id, timeout=120)
     assert job["status"] == "FAILED" and job["error"]["code"] == "Sandbox.Timedout", job
     assert _fault_count(cloud, "DeliverFunction", "hang") == 1  # not retried
     assert job["counts"]["documents"] == len(docs)  # preprocess's counts are kept
-    assert cloud.execution_status(job_id) == "FAILED"
+    assert cloud.jobs.execution_status(job_id) == "FAILED"
 
 
 def test_transient_s3_put_failures_are_retried_by_the_sdk(faults):
@@ -162,7 +162,7 @@ def test_transient_s3_put_failures_are_retried_by_the_sdk(faults):
     key = f"s3-flaky-{uuid.uuid4()}"
     job_id = deterministic_job_id("api", key)
     prefix = f"jobs/{job_id}/"
-    cloud.set_s3_faults(
+    cloud.faults.s3.set(
         [
             {"prefix": prefix + "input/", "count": 1},  # api
             {"prefix": prefix + "batches/", "count": 2},  # preprocess
@@ -172,8 +172,8 @@ def test_transient_s3_put_failures_are_retried_by_the_sdk(faults):
     )
     docs = [{"id": f"s3-{i}", "text": f"Flaky storage document number {i}."} for i in range(3)]
     _post(cloud.api_url + "/v1/jobs", {"documents": docs}, {"Idempotency-Key": key})
-    job = cloud.wait_for_job(job_id)
-    injected = list(cloud.s3_faults.injected)
+    job = cloud.jobs.wait(job_id)
+    injected = list(cloud.faults.s3.injected)
     assert len(injected) == 6, injected
     assert {k.split("/")[2] for k in injected} == {"input", "batches", "outputs", "result"}
     _assert_all_delivered(cloud, job, {d["id"] for d in docs})
@@ -216,23 +216,23 @@ def test_watchdog_fails_a_stuck_job_on_demand_and_on_its_schedule(faults):
     stuck, queued = str(uuid.uuid4()), str(uuid.uuid4())
     _put_stuck_job(cloud, stuck, 2 * 3600)
     _put_stuck_job(cloud, queued, 2 * 3600, status="QUEUED")
-    report = cloud.run_watchdog(deadline_seconds=3600)
+    report = cloud.schedules.run_now("WatchdogFunction", {"deadline_seconds": 3600})
     assert set(report["failed"]) == {stuck, queued}, report
     for job_id in (stuck, queued):
-        job = cloud.get_job(job_id)
+        job = cloud.jobs.get(job_id)
         assert job["status"] == "FAILED" and job["error"]["code"] == "watchdog_timeout", job
         assert job["counts"]["documents"] == 5  # counts kept
     # the schedule (rate(5 minutes) in the template) runs it on its own, every 0.5 s here
     later = str(uuid.uuid4())
     _put_stuck_job(cloud, later, 3 * 3600)
-    cloud.start_schedules(0.5, {"deadline_seconds": 3600})
+    cloud.schedules.start(0.5, {"deadline_seconds": 3600})
     try:
         deadline = time.monotonic() + 30
-        while cloud.get_job(later)["status"] != "FAILED" and time.monotonic() < deadline:
+        while cloud.jobs.get(later)["status"] != "FAILED" and time.monotonic() < deadline:
             time.sleep(0.25)
     finally:
-        cloud.stop_schedules()
-    assert cloud.get_job(later)["error"]["code"] == "watchdog_timeout"
+        cloud.schedules.stop()
+    assert cloud.jobs.get(later)["error"]["code"] == "watchdog_timeout"
 
 
 def test_endpoint_killed_mid_job_and_restarted_the_job_succeeds(drained):
@@ -240,28 +240,30 @@ def test_endpoint_killed_mid_job_and_restarted_the_job_succeeds(drained):
     the lost request and those sent while it is down fail as the runtime's 503
     ServiceUnavailable (moto_compat), which the Map's InvokeEndpoint Retry covers."""
     cloud = drained
-    cloud.set_faults({"slow_s": 3, "count": 1})  # holds the first request in flight for 3 s
-    old_pid = cloud._endpoint.pid
+    cloud.faults.endpoint.set(
+        {"slow_s": 3, "count": 1}
+    )  # holds the first request in flight for 3 s
+    old_pid = cloud.endpoint.pid
     t0 = time.monotonic()
     job_id, docs = _submit(cloud, "ep-restart")
     deadline = time.monotonic() + 30
-    while cloud.endpoint_metrics()["in_flight"] == 0:
+    while cloud.endpoint.metrics()["in_flight"] == 0:
         assert time.monotonic() < deadline, "no endpoint request in flight"
         time.sleep(0.05)
-    cloud.restart_endpoint(down_s=0.5)  # short: full-jitter retries must outlast it
-    assert cloud._endpoint.pid != old_pid
-    job = cloud.wait_for_job(job_id, timeout=50)
+    cloud.endpoint.restart(down_s=0.5)  # short: full-jitter retries must outlast it
+    assert cloud.endpoint.pid != old_pid
+    job = cloud.jobs.wait(job_id, timeout=50)
     _assert_all_delivered(cloud, job, docs)
     assert len(_executions_of(cloud, job_id)) == 1
-    assert cloud.execution_status(job_id) == "SUCCEEDED"
+    assert cloud.jobs.execution_status(job_id) == "SUCCEEDED"
     history = cloud.client("stepfunctions").get_execution_history(
         executionArn=_executions_of(cloud, job_id)[0]["executionArn"], maxResults=1000
     )["events"]
     errors = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
     assert "SageMakerRuntime.ServiceUnavailableException" in errors, errors
     assert "States.Runtime" not in errors, errors
-    cloud.drain(timeout=30)
-    assert cloud.running_executions() == 0
+    cloud.jobs.drain(timeout=30)
+    assert cloud.jobs.running_executions() == 0
     assert time.monotonic() - t0 < 60
 
 
@@ -280,4 +282,4 @@ def test_no_job_is_left_running(faults):
         )
         left += [i["job_id"]["S"] for i in out["Items"]]
     assert left == []
-    assert cloud.running_executions() == 0
+    assert cloud.jobs.running_executions() == 0

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tandem_common.jobs import JobStore, utc_now
+from tandem_common.adapters.jobs import JobStore, utc_now
 from tandem_common.models import ErrorInfo, JobRecord, ResolvedOptions
-from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens
+from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def _request(url: str, data: bytes, headers: dict[str, str] | None = None) -> tu
 
 
 def _s3_job_id(cloud: Any, key: str, put: dict[str, Any]) -> str:
-    from tandem.cli import s3_job_id
+    from tandem_common.contracts import s3_job_id
 
     return s3_job_id(cloud.bucket, key, put.get("VersionId") or put["ETag"].strip('"'))
 
@@ -88,7 +88,7 @@ def test_nasty_documents_through_the_pipeline(drained: Any) -> None:
         put = s3.put_object(Bucket=cloud.bucket, Key=key, Body=data)
         jobs[name] = (_s3_job_id(cloud, key, put), expected)
     for name, (job_id, expected) in jobs.items():
-        job = cloud.wait_for_job(job_id, timeout=240)
+        job = cloud.jobs.wait(job_id, timeout=240)
         assert job["status"] in ("SUCCEEDED", "PARTIAL", "FAILED"), (name, job)
         assert _outcomes(cloud, job_id) == expected, name
         want = "SUCCEEDED" if "failed" not in expected.values() else None
@@ -115,7 +115,7 @@ def test_api_inline_lone_surrogates_are_a_422_and_nul_fails_the_document(drained
     )
     status, out = _request(cloud.api_url + "/v1/jobs", body)
     assert status == 202, out
-    job = cloud.wait_for_job(out["job_id"])
+    job = cloud.jobs.wait(out["job_id"])
     assert job["status"] == "PARTIAL", job
     assert _outcomes(cloud, out["job_id"]) == {"n": "failed", "ok": "embedded"}
     assert "NUL" in job["failed_documents"][0]["reason"]
@@ -215,7 +215,7 @@ def test_odd_s3_keys_make_jobs_that_write_only_under_their_prefix(drained: Any) 
         )
         jobs[key] = _s3_job_id(cloud, key, put)
     for key, job_id in jobs.items():
-        job = cloud.wait_for_job(job_id)
+        job = cloud.jobs.wait(job_id)
         assert job["status"] == "SUCCEEDED", (key, job)
         assert job["input_uri"] == f"s3://{cloud.bucket}/{key}", job
         basename = key.rsplit("/", 1)[-1]
@@ -239,7 +239,7 @@ def test_single_line_200kb_through_the_pipeline(drained: Any) -> None:
     key = f"inbox/big/{uuid.uuid4().hex[:8]}-single-line.txt"
     put = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=text.encode())
     job_id = _s3_job_id(cloud, key, put)
-    job = cloud.wait_for_job(job_id, timeout=600)
+    job = cloud.jobs.wait(job_id, timeout=600)
     assert job["status"] == "SUCCEEDED", job
     assert job["counts"]["chunks"] == job["counts"]["embedded"] > 150, job
     rows = _jsonl(cloud, f"jobs/{job_id}/batches/chunks.jsonl")

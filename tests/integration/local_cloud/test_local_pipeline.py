@@ -7,6 +7,7 @@ import json
 import time
 import urllib.request
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_api_inline_job(drained):
     cloud = drained
     status, body = _post(cloud.api_url + "/v1/jobs", {"documents": _docs(3, "api")})
     assert status == 202
-    job = cloud.wait_for_job(body["job_id"])
+    job = cloud.jobs.wait(body["job_id"])
     assert job["status"] == "SUCCEEDED", job
     assert job["counts"]["documents"] == 3 and job["counts"]["embedded"] == job["counts"]["chunks"]
     _check_vectors(cloud, body["job_id"], ["api-0", "api-1", "api-2"])
@@ -98,7 +99,7 @@ def test_api_inline_job(drained):
 
 
 def _s3_job_id(cloud, key, put):
-    from tandem.cli import s3_job_id
+    from tandem_common.contracts import s3_job_id
 
     return s3_job_id(cloud.bucket, key, put.get("VersionId") or put["ETag"].strip('"'))
 
@@ -109,7 +110,7 @@ def test_s3_upload_job_and_duplicate_event(drained):
     body = "".join(json.dumps(d) + "\n" for d in _docs(2, "s3"))
     put = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=body.encode())
     job_id = _s3_job_id(cloud, key, put)
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert job["status"] == "SUCCEEDED" and job["source"] == "s3", job
     _check_vectors(cloud, job_id, ["s3-0", "s3-1"])
     # the same object event delivered again (EventBridge is at-least-once) -> still one job/execution
@@ -125,7 +126,7 @@ def test_s3_upload_job_and_duplicate_event(drained):
         for e in sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
     ]
     assert names.count(job_id) == 1
-    assert cloud.get_job(job_id)["status"] == "SUCCEEDED"
+    assert cloud.jobs.get(job_id)["status"] == "SUCCEEDED"
 
 
 def test_sqs_job_and_poison_message(drained):
@@ -137,11 +138,11 @@ def test_sqs_job_and_poison_message(drained):
         MessageBody=json.dumps({"job_id": job_id, "documents": _docs(2, "sqs")}),
     )
     sqs.send_message(QueueUrl=cloud.queue_url, MessageBody="this is not json")
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert job["status"] == "SUCCEEDED" and job["source"] == "sqs", job
     _check_vectors(cloud, job_id, ["sqs-0", "sqs-1"])
     deadline = time.monotonic() + 60
-    dlq = []
+    dlq: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not dlq:
         dlq = sqs.receive_message(QueueUrl=cloud.dlq_url, MaxNumberOfMessages=10).get(
             "Messages", []
@@ -159,29 +160,29 @@ def _api_job(cloud, n=2, tag="f"):
 
 def test_throttling_then_success(drained):
     cloud = drained
-    cloud.set_faults({"throttle": 2})
-    job = cloud.wait_for_job(_api_job(cloud, tag="throttle"))
+    cloud.faults.endpoint.set({"throttle": 2})
+    job = cloud.jobs.wait(_api_job(cloud, tag="throttle"))
     assert job["status"] == "SUCCEEDED", job
-    assert cloud.endpoint_metrics().get("in_flight", 0) == 0
+    assert cloud.endpoint.metrics().get("in_flight", 0) == 0
 
 
 def test_slow_endpoint_past_its_deadline_is_retried(drained, endpoint_deadline_s):
     # The endpoint answers 503 at its request deadline, before the SDK's read timeout and the
     # task's TimeoutSeconds; Step Functions (or the SDK) retries ServiceUnavailable.
     cloud = drained
-    cloud.set_faults({"slow_s": endpoint_deadline_s + 5, "count": 1})
-    job = cloud.wait_for_job(_api_job(cloud, tag="slow"))
+    cloud.faults.endpoint.set({"slow_s": endpoint_deadline_s + 5, "count": 1})
+    job = cloud.jobs.wait(_api_job(cloud, tag="slow"))
     assert job["status"] == "SUCCEEDED", job
-    metrics = cloud.endpoint_metrics()
+    metrics = cloud.endpoint.metrics()
     assert metrics["responses"].get("503", 0) >= 1, metrics
     assert job["counts"]["embedded"] == job["counts"]["chunks"]
 
 
 def test_persistent_5xx_accounts_for_every_document(drained):
     cloud = drained
-    cloud.set_faults({"error_5xx": 50})
+    cloud.faults.endpoint.set({"error_5xx": 50})
     job_id = _api_job(cloud, tag="e5xx")
-    job = cloud.wait_for_job(job_id, timeout=240)
+    job = cloud.jobs.wait(job_id, timeout=240)
     assert job["status"] in ("PARTIAL", "FAILED"), job
     failed = {f["id"] for f in job.get("failed_documents") or []}
     assert failed == {"e5xx-0", "e5xx-1"}, job
@@ -189,8 +190,8 @@ def test_persistent_5xx_accounts_for_every_document(drained):
 
 def test_malformed_endpoint_output(drained):
     cloud = drained
-    cloud.set_faults({"malformed": 20})
-    job = cloud.wait_for_job(_api_job(cloud, tag="malformed"), timeout=240)
+    cloud.faults.endpoint.set({"malformed": 20})
+    job = cloud.jobs.wait(_api_job(cloud, tag="malformed"), timeout=240)
     assert job["status"] in ("PARTIAL", "FAILED"), job
     assert {f["id"] for f in job.get("failed_documents") or []} == {"malformed-0", "malformed-1"}, (
         job
@@ -207,7 +208,7 @@ def test_missing_input_object_reaches_catch_and_fail(drained):
             {"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/staging/missing-{job_id}.txt"}
         ),
     )
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert job["status"] == "FAILED" and job["error"], job
     arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
     hist = cloud.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
@@ -218,7 +219,7 @@ def test_missing_input_object_reaches_catch_and_fail(drained):
 
 
 def test_logs_hold_no_document_text(cloud):
-    cloud.drain()
+    cloud.jobs.drain()
     leaked = [
         p.name for p in cloud.log_dir.glob("*.log") if SECRET_WORDS in p.read_text(errors="replace")
     ]

@@ -48,29 +48,29 @@ def test_retry_of_a_partial_job_reruns_only_its_failed_documents(drained):
     ]
     docs.append({"id": f"{tag}-blank", "text": " \u200b\t "})  # empty: a permanent rejection
     # Given a PARTIAL job: one of its three one-document batches gets an off-contract answer
-    cloud.set_faults({"malformed": 1})
+    cloud.faults.endpoint.set({"malformed": 1})
     _, accepted = _post(
         cloud.api_url + "/v1/jobs", {"documents": docs, "options": {"batch_size": 1}}
     )
     job_id = accepted["job_id"]
-    job = cloud.wait_for_job(job_id)
+    job = cloud.jobs.wait(job_id)
     assert job["status"] == "PARTIAL", job
     failed = {f["id"]: f["reason"] for f in job["failed_documents"]}
     assert failed.pop(f"{tag}-blank") == "empty document"
     assert len(failed) == 1 and next(iter(failed.values())).startswith("batch output"), job
     [flaky] = failed
-    cloud.set_faults(None)
+    cloud.faults.endpoint.set(None)
 
     # When it is retried through the API
     status, retry = _post(cloud.api_url + f"/v1/jobs/{job_id}/retry")
     # Then the retry job holds the transient failure only, and skips the permanent one
     assert status == 202 and retry["retry_of"] == job_id and retry["documents"] == 1, retry
     assert retry["skipped"] == [{"id": f"{tag}-blank", "reason": "empty document"}]
-    done = cloud.wait_for_job(retry["job_id"])
+    done = cloud.jobs.wait(retry["job_id"])
     assert done["status"] == "SUCCEEDED" and done["retry_of"] == job_id, done
     assert done["counts"]["documents"] == 1 and done["counts"]["failed"] == 0
     assert _vector_docs(cloud, retry["job_id"]) == [flaky]
-    assert cloud.get_job(job_id)["retries"] == [retry["job_id"]]
+    assert cloud.jobs.get(job_id)["retries"] == [retry["job_id"]]
 
     # And `tandem retry` (a repeat) answers with the same job, already done; one execution
     out = CliRunner().invoke(main, ["retry", job_id, "--api", cloud.api_url])
@@ -112,7 +112,7 @@ def _take_from_dlq(cloud, body, timeout=40):
 
 
 def test_redrive_moves_the_dlq_back_to_the_job_queue(drained):
-    from tandem_common.jobs import deterministic_job_id
+    from tandem_common.contracts import deterministic_job_id
 
     from tandem.cli import main
 
@@ -140,7 +140,7 @@ def test_redrive_moves_the_dlq_back_to_the_job_queue(drained):
     assert _dlq_counts(cloud)[0] < before
     # the good one becomes the job ingest named after its first MessageId (no duplicate job)
     job_id = deterministic_job_id("sqs", message_id)
-    job = cloud.wait_for_job(job_id, timeout=60)
+    job = cloud.jobs.wait(job_id, timeout=60)
     assert job["status"] == "SUCCEEDED" and job["source"] == "sqs", job
     assert _vector_docs(cloud, job_id) == [f"{tag}-0"]
     # the poison one, fixed by nothing, lands in the DLQ again after maxReceiveCount receives

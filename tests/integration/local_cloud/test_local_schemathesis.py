@@ -37,12 +37,12 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def api_schema(cloud: Any) -> Any:
-    cloud.drain()
+    cloud.jobs.drain()
     with urllib.request.urlopen(cloud.api_url + "/openapi.json", timeout=30) as r:
         raw = json.loads(r.read())
     raw["servers"] = [{"url": cloud.api_url}]
     yield schemathesis.openapi.from_dict(raw)
-    cloud.drain(timeout=300)  # the accepted jobs finish before the next module runs
+    cloud.jobs.drain(timeout=300)  # the accepted jobs finish before the next module runs
 
 
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]

@@ -60,10 +60,10 @@ def live_server(
 ) -> Iterator[str]:
     """Run the real app under uvicorn in a thread; yield its base URL."""
     batching = BatchingSettings(
-        **{k: v for k, v in overrides.items() if k in BatchingSettings.__dataclass_fields__}  # type: ignore[arg-type]
+        **{k: v for k, v in overrides.items() if k in BatchingSettings.__dataclass_fields__}
     )
     server_kwargs = {k: v for k, v in overrides.items() if k in ServerSettings.__dataclass_fields__}
-    settings = ServerSettings(batching=batching, **server_kwargs)  # type: ignore[arg-type]
+    settings = ServerSettings(batching=batching, **server_kwargs)
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, backend_factory), host="127.0.0.1", port=port, log_level="warning"

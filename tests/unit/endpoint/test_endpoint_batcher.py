@@ -22,7 +22,7 @@ async def _with_batcher(backend: FakeBackend, settings: BatchingSettings, body):
 
 
 def run(backend: FakeBackend, body, **settings: object):
-    return asyncio.run(_with_batcher(backend, BatchingSettings(**settings), body))  # type: ignore[arg-type]
+    return asyncio.run(_with_batcher(backend, BatchingSettings(**settings), body))
 
 
 def test_concurrent_requests_share_one_forward_pass() -> None:

@@ -66,7 +66,7 @@ def test_container_5xx_is_model_error_424(url: str) -> None:
     assert err.response["Error"]["Message"].startswith(
         'Received server error (500) from primary with message "'
     )
-    assert err.response["OriginalStatusCode"] == 500
+    assert err.response["OriginalStatusCode"] == 500  # type: ignore[typeddict-item]
 
 
 def test_container_4xx_is_model_error_424(url: str) -> None:
@@ -77,7 +77,7 @@ def test_container_4xx_is_model_error_424(url: str) -> None:
         'Received client error (400) from primary with message "'
     )
     assert "invalid_json" in err.response["Error"]["Message"]
-    assert err.response["OriginalStatusCode"] == 400
+    assert err.response["OriginalStatusCode"] == 400  # type: ignore[typeddict-item]
 
 
 def test_every_runtime_reply_names_its_request(url: str) -> None:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tandem_common import aws
-from tandem_common.jobs import JobStore
+from tandem_common.adapters import aws
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.workflows import Workflows
 from tandem_common.models import ErrorInfo
-from tandem_common.notifications import notify_job_finished
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
+from tandem_common.usecases.notifications import notify_job_finished
 
 DEFAULT_DEADLINE_SECONDS = 6 * 3600 + 15 * 60
 WATCHDOG_CODE = "watchdog_timeout"
@@ -46,38 +47,25 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def execution_status(execution_arn: str, sfn: Any) -> str | None:
-    """The execution's status, or None when it does not exist."""
-    try:
-        return str(sfn.describe_execution(executionArn=execution_arn)["status"])
-    except Exception as exc:
-        if aws.error_code(exc) == "ExecutionDoesNotExist":
-            return None
-        raise
-
-
 def run_watchdog(
     deadline_seconds: int,
     settings: Settings,
     store: JobStore,
-    sfn: Any,
+    workflows: Workflows,
     now: datetime | None = None,
     time_left_ms: Any = None,
 ) -> WatchdogReport:
     now = now or datetime.now(UTC)
     cutoff = iso(now - timedelta(seconds=deadline_seconds))
     report = WatchdogReport()
-    sm_arn = settings.resources.state_machine_arn
     for row in store.non_terminal_created_before(cutoff):
         if time_left_ms is not None and time_left_ms() < 5_000:
             break  # the next scheduled run picks up the rest
         report.checked += 1
         job_id = row["job_id"]
-        arn = row.get("execution_arn") or (
-            sm_arn.replace(":stateMachine:", ":execution:") + ":" + job_id if sm_arn else ""
-        )
+        arn = row.get("execution_arn") or workflows.arn_of(job_id)
         try:
-            ex_status = execution_status(arn, sfn) if arn else None
+            ex_status = workflows.status(arn) if arn else None
         except Exception as exc:  # noqa: BLE001 - one bad lookup must not block the others
             logger.warning(
                 "describe execution failed",

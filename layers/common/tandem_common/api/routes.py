@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,16 +15,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
-from tandem_common import aws
+
+from tandem_common.adapters.endpoint import invoke_inline
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.storage import Storage
+from tandem_common.contracts import JobPaths, api_job_id, s3_uri
 from tandem_common.errors import (
     EndpointError,
-    EndpointUnavailable,
     InvalidRequest,
     JobNotFound,
     PayloadTooLarge,
 )
-from tandem_common.intake import JobIntake
-from tandem_common.jobs import JobStore, deterministic_job_id
 from tandem_common.models import (
     TERMINAL_STATUSES,
     Downloads,
@@ -44,12 +44,12 @@ from tandem_common.models import (
     UploadTicket,
 )
 from tandem_common.models import ErrorInfo as _ErrorInfo
-from tandem_common.normalise import normalise_text
 from tandem_common.observability import logger
-from tandem_common.retry import RetryService
 from tandem_common.settings import Settings, get_settings
-from tandem_common.storage import JobPaths, Storage, s3_uri
-from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens
+from tandem_common.text.normalise import normalise_text
+from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens
+from tandem_common.usecases.intake import JobIntake
+from tandem_common.usecases.retry import RetryService
 
 MAX_JOB_BODY_BYTES = 5 * 1024 * 1024
 MAX_EMBEDDINGS_BODY_BYTES = 1024 * 1024
@@ -128,7 +128,7 @@ def create_job(
     request: Annotated[JobCreate, Body()],
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
 ) -> Response[Any]:
-    job_id = deterministic_job_id("api", idempotency_key) if idempotency_key else str(uuid.uuid4())
+    job_id = api_job_id(idempotency_key) if idempotency_key else str(uuid.uuid4())
     job = services().intake.submit(job_id, request, source="api")
     logger.info("job accepted", extra={"job_id": job.job_id, "status": job.status})
     return _json(202, JobAccepted(job_id=job.job_id, status=job.status, links=_job_link(job_id)))
@@ -234,26 +234,6 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[Any]:
     return _json(201, ticket)
 
 
-def invoke_endpoint_inline(endpoint_name: str, inputs: list[str]) -> dict[str, Any]:
-    """Synchronous inline call of the SageMaker endpoint."""
-    try:
-        out = aws.sagemaker_runtime().invoke_endpoint(
-            EndpointName=endpoint_name,
-            ContentType="application/json",
-            Accept="application/json",
-            Body=json.dumps({"inputs": inputs, "encoding": "float"}),
-        )
-    except Exception as exc:
-        code = aws.error_code(exc)
-        if code in {"ThrottlingException", "ServiceUnavailable", "ServiceUnavailableException"}:
-            raise EndpointUnavailable("the model endpoint is busy; retry later") from exc
-        if code:
-            raise EndpointError(f"the model endpoint failed: {code}") from exc
-        raise
-    result: dict[str, Any] = json.loads(out["Body"].read())
-    return result
-
-
 @router.post(
     "/v1/embeddings",
     summary="OpenAI-compatible synchronous embeddings",
@@ -268,7 +248,7 @@ def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]) -> Response
     if any(not text.strip() for text in inputs):
         raise InvalidRequest("input strings must not be empty")
     svc = services()
-    result = invoke_endpoint_inline(svc.settings.resources.endpoint_name, inputs)
+    result = invoke_inline(svc.settings.resources.endpoint_name, inputs)
     outputs = result.get("outputs")
     if not isinstance(outputs, list) or len(outputs) != len(inputs):
         raise EndpointError("the model endpoint returned a malformed response")

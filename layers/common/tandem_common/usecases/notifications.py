@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tandem_common.events import job_event_detail, publish_job_event
-from tandem_common.jobs import JobStore
+from tandem_common.adapters.events import job_event_detail, publish_job_event
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.webhooks import send_webhook
 from tandem_common.models import JobRecord
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
-from tandem_common.webhooks import send_webhook
 
 
 def notify_job_finished(

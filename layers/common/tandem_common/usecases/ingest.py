@@ -7,21 +7,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from pydantic import BaseModel
-from tandem_common import aws
-from tandem_common.intake import JobIntake
-from tandem_common.jobs import deterministic_job_id
+
+from tandem_common.adapters.idempotency import persistence_layer
+from tandem_common.contracts import is_inbox_key, s3_job_id, s3_revision, s3_uri, sqs_job_id
 from tandem_common.models import JobCreate, JobSource, QueueMessage, Source
 from tandem_common.settings import Settings, get_settings
-from tandem_common.storage import s3_uri
-
-INBOX_PREFIX = "inbox/"
+from tandem_common.usecases.intake import JobIntake
 
 
 class PoisonMessage(ValueError):
@@ -63,10 +57,9 @@ def _idempotent_submit() -> Any:
     table = svc.settings.resources.idempotency_table
     if not table:
         return _submit
-    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.dynamodb())
     return idempotent_function(
         data_keyword_argument="submission",
-        persistence_store=store,
+        persistence_store=persistence_layer(table),
         config=svc.idempotency_config,
     )(_submit)
 
@@ -80,12 +73,9 @@ def submission_from_object_created(event: dict[str, Any]) -> Submission | None:
     """EventBridge S3 "Object Created" → a job for `inbox/` keys of the data bucket; else None."""
     parsed = S3EventNotificationEventBridgeModel.model_validate(event)
     bucket, obj = parsed.detail.bucket.name, parsed.detail.object
-    if bucket != ingest().settings.resources.data_bucket or not obj.key.startswith(INBOX_PREFIX):
-        return None
-    if obj.key.endswith("/"):
-        return None  # a "folder" placeholder, not a document
-    revision = obj.version_id or obj.etag
-    job_id = deterministic_job_id("s3", f"{bucket}/{obj.key}@{revision}")
+    if bucket != ingest().settings.resources.data_bucket or not is_inbox_key(obj.key):
+        return None  # another bucket, outside inbox/, or a "folder" placeholder
+    job_id = s3_job_id(bucket, obj.key, s3_revision(obj.version_id, obj.etag))
     request = JobCreate(source=Source(s3_uri=s3_uri(bucket, obj.key)))
     return Submission(job_id=job_id, source="s3", request=request)
 
@@ -101,5 +91,5 @@ def submission_from_message(body: str, message_id: str) -> Submission:
         request = message.as_job_create()
     except ValueError as exc:
         raise PoisonMessage(f"message is not a job request: {exc}") from exc
-    job_id = message.job_id or deterministic_job_id("sqs", message_id)
+    job_id = message.job_id or sqs_job_id(message_id)
     return Submission(job_id=job_id, source="sqs", request=request)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import add
 
-from tandem_common.wordpiece import SPECIAL_TOKENS, count_tokens, count_word
+from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens, count_word
 
 _WORD = re.compile(r"\S+")
 

@@ -8,14 +8,15 @@ document, so nothing is lost.
 
 from __future__ import annotations
 
-from tandem_common.chunking import Chunk, chunk_text, place_chunks
-from tandem_common.decoding import RejectedDocument, parse_input
-from tandem_common.jobs import JobStore
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.storage import Storage
+from tandem_common.contracts import JobPaths, parse_s3_uri
 from tandem_common.models import BatchRef, Counts, PreprocessResult
-from tandem_common.normalise import normalise_text
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
-from tandem_common.storage import JobPaths, Storage, parse_s3_uri
+from tandem_common.text.chunking import Chunk, chunk_text, place_chunks
+from tandem_common.text.decoding import RejectedDocument, parse_input
+from tandem_common.text.normalise import normalise_text
 
 
 def preprocess_job(

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tandem_common.contracts import input_format
+
 MAX_ID_LENGTH = 256
 
 
@@ -167,11 +169,11 @@ def parse_plain(data: bytes, name: str) -> ParsedInput:
 
 
 def parse_input(key: str, data: bytes) -> ParsedInput:
-    """Dispatch on the key's extension (see module docstring)."""
+    """Dispatch on the key's format (`contracts.input_format`, see the module docstring)."""
     name = key.rsplit("/", 1)[-1] or key
-    lower = name.lower()
-    if lower.endswith(".jsonl"):
+    kind = input_format(name)
+    if kind == "jsonl":
         return parse_jsonl(data)
-    if lower.endswith(".json"):
+    if kind == "json":
         return parse_json(data, name)
     return parse_plain(data, name[:MAX_ID_LENGTH])

@@ -27,20 +27,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tandem_common import aws
-from tandem_common.decoding import InputDocument, parse_input
+from tandem_common.adapters.jobs import JobStore, utc_now
+from tandem_common.adapters.storage import Storage
+from tandem_common.adapters.workflows import Workflows
+from tandem_common.contracts import JobPaths, parse_s3_uri, retry_job_id
 from tandem_common.errors import InvalidRequest, TandemError
-from tandem_common.intake import start_job_execution
-from tandem_common.jobs import JobStore, deterministic_job_id, utc_now
-from tandem_common.models import (
-    DocumentFailure,
-    JobLinks,
-    JobRecord,
-    RetryAccepted,
-)
-from tandem_common.normalise import normalise_text
+from tandem_common.models import DocumentFailure, JobLinks, JobRecord, RetryAccepted
 from tandem_common.settings import Settings
-from tandem_common.storage import JobPaths, Storage, parse_s3_uri
+from tandem_common.text.decoding import InputDocument, parse_input
+from tandem_common.text.normalise import normalise_text
+from tandem_common.usecases.intake import start_job_execution
+
+__all__ = ["RetryService", "is_transient", "plan_retry", "retry_job_id"]
 
 RETRYABLE_STATUSES = frozenset({"FAILED", "PARTIAL"})
 TRANSIENT_REASON_PREFIXES = ("batch failed", "batch output")
@@ -65,12 +63,6 @@ class InputUnavailable(InvalidRequest):
 def is_transient(reason: str) -> bool:
     """A failure worth retrying: the batch (endpoint) failed, not the document itself."""
     return reason.startswith(TRANSIENT_REASON_PREFIXES)
-
-
-def retry_job_id(job_id: str, idempotency_key: str | None = None) -> str:
-    return deterministic_job_id(
-        "retry", job_id if idempotency_key is None else f"{job_id}:{idempotency_key}"
-    )
 
 
 @dataclass
@@ -137,16 +129,16 @@ def plan_retry(job: JobRecord, storage: Storage, bucket: str) -> RetryPlan:
 
 class RetryService:
     def __init__(
-        self, settings: Settings, store: JobStore, storage: Storage, sfn: Any | None = None
+        self,
+        settings: Settings,
+        store: JobStore,
+        storage: Storage,
+        workflows: Workflows | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
-        self._sfn = sfn
-
-    @property
-    def sfn(self) -> Any:
-        return self._sfn or aws.stepfunctions()
+        self.workflows = workflows or Workflows(settings.resources.state_machine_arn)
 
     def retry(self, job_id: str, idempotency_key: str | None = None) -> RetryAccepted:
         """Create (or find) the retry job of `job_id` and make sure its execution is started."""
@@ -200,7 +192,7 @@ class RetryService:
             info = json.loads(raw) if raw else {}
         if job.retry_of != job_id:  # an id collision is impossible with uuid5; be loud anyway
             raise JobNotRetryable(f"job {rid} exists and is not a retry of {job_id}")
-        self._link(job_id, rid)
+        self.store.add_retry(job_id, rid)
         if job.status == "QUEUED" and job.execution_arn is None:
             self._start_execution(job)
         return RetryAccepted(
@@ -213,24 +205,5 @@ class RetryService:
             links=JobLinks(self=f"/v1/jobs/{rid}"),
         )
 
-    def _link(self, job_id: str, rid: str) -> None:
-        """Add `rid` to the original's `retries`, once (a repeat fails the condition: no-op)."""
-        try:
-            self.store.client.update_item(
-                TableName=self.settings.resources.jobs_table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET #r = list_append(if_not_exists(#r, :empty), :new)",
-                ConditionExpression="attribute_exists(job_id) AND NOT contains(#r, :id)",
-                ExpressionAttributeNames={"#r": "retries"},
-                ExpressionAttributeValues={
-                    ":empty": {"L": []},
-                    ":new": {"L": [{"S": rid}]},
-                    ":id": {"S": rid},
-                },
-            )
-        except Exception as exc:
-            if aws.error_code(exc) != "ConditionalCheckFailedException":
-                raise
-
     def _start_execution(self, job: JobRecord) -> None:
-        start_job_execution(self.sfn, self.store, self.settings.resources.state_machine_arn, job)
+        start_job_execution(self.workflows, self.store, job)

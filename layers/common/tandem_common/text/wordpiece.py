@@ -19,7 +19,7 @@ SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 
 @lru_cache(maxsize=1)
 def vocabulary() -> frozenset[str]:
-    text = resources.files("tandem_common").joinpath("vocab.txt").read_text(encoding="utf-8")
+    text = resources.files("tandem_common.text").joinpath("vocab.txt").read_text(encoding="utf-8")
     return frozenset(line.rstrip("\n") for line in text.splitlines() if line)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tandem_common import aws
+from tandem_common.adapters import aws
 from tandem_common.models import Counts, JobStatus
 
 SOURCE = "tandem"

@@ -6,49 +6,36 @@ same terminal write is a no-op; a terminal job is never overwritten.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from tandem_common import aws
+from tandem_common.adapters import aws
+from tandem_common.contracts import NON_TERMINAL_STATUSES, TERMINAL_STATUSES, JobStatus
 from tandem_common.errors import InvalidTransition, JobNotFound
-from tandem_common.models import (
-    TERMINAL_STATUSES,
-    Counts,
-    DocumentFailure,
-    ErrorInfo,
-    JobRecord,
-    JobStatus,
-)
+from tandem_common.models import Counts, DocumentFailure, ErrorInfo, JobRecord
 
-JOB_NAMESPACE = uuid.UUID("6b1f8a52-3c1e-4f0a-9d7e-2a4b5c6d7e8f")
 MAX_FAILED_ON_RECORD = 100
 # GSI of the jobs table (template.yaml): status + created_at, for the watchdog's stuck-job query.
 STATUS_INDEX = "status-created_at"
-NON_TERMINAL_STATUSES = ("QUEUED", "RUNNING")
 _ser = TypeSerializer()
 _de = TypeDeserializer()
-
-
-def deterministic_job_id(kind: str, key: str) -> str:
-    """`uuid5(NS, f"{kind}:{key}")`: the same entry-point input always names the same job."""
-    return str(uuid.uuid5(JOB_NAMESPACE, f"{kind}:{key}"))
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """DynamoDB's Decimals (and sets) as plain ints, floats and lists."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, list | set):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -80,7 +67,7 @@ class JobStore:
         )
         if "Item" not in out:
             return None
-        raw = {k: _to_plain(_de.deserialize(v)) for k, v in out["Item"].items()}
+        raw = {k: to_plain(_de.deserialize(v)) for k, v in out["Item"].items()}
         return JobRecord.model_validate(raw)
 
     def require(self, job_id: str) -> JobRecord:
@@ -234,3 +221,25 @@ class JobStore:
         if webhook_result is not None:
             sets["webhook_result"] = webhook_result
         self._update(job_id, sets, "attribute_exists(job_id)", {})
+
+    def add_retry(self, job_id: str, retry_id: str) -> bool:
+        """Add `retry_id` to the job's `retries`, once: a repeat fails the condition (a no-op).
+        Returns True when it was added."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #r = list_append(if_not_exists(#r, :empty), :new)",
+                ConditionExpression="attribute_exists(job_id) AND NOT contains(#r, :id)",
+                ExpressionAttributeNames={"#r": "retries"},
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":new": {"L": [{"S": retry_id}]},
+                    ":id": {"S": retry_id},
+                },
+            )
+        except Exception as exc:
+            if self._is_conditional_failure(exc):
+                return False
+            raise
+        return True

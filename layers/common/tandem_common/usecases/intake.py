@@ -7,17 +7,16 @@ name (= job id), whose ExecutionAlreadyExists is success.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
-from tandem_common import aws
+from tandem_common.adapters.jobs import JobStore, utc_now
+from tandem_common.adapters.storage import Storage
+from tandem_common.adapters.webhooks import validate_webhook_url
+from tandem_common.adapters.workflows import Workflows
+from tandem_common.contracts import JobPaths, parse_s3_uri
 from tandem_common.errors import InvalidRequest
-from tandem_common.jobs import JobStore, utc_now
 from tandem_common.models import JobCreate, JobRecord, JobSource, ResolvedOptions
 from tandem_common.settings import Settings
-from tandem_common.storage import JobPaths, Storage, parse_s3_uri
-from tandem_common.webhooks import validate_webhook_url
 
 
 def resolve_options(request: JobCreate, settings: Settings) -> ResolvedOptions:
@@ -53,16 +52,12 @@ class JobIntake:
         settings: Settings,
         store: JobStore | None = None,
         storage: Storage | None = None,
-        sfn: Any | None = None,
+        workflows: Workflows | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or JobStore(settings.resources.jobs_table)
         self.storage = storage or Storage()
-        self._sfn = sfn
-
-    @property
-    def sfn(self) -> Any:
-        return self._sfn or aws.stepfunctions()
+        self.workflows = workflows or Workflows(settings.resources.state_machine_arn)
 
     def submit(self, job_id: str, request: JobCreate, source: JobSource) -> JobRecord:
         """Create the job (or find the existing one) and make sure its execution is started."""
@@ -95,24 +90,11 @@ class JobIntake:
         return existing
 
     def _start_execution(self, job: JobRecord) -> None:
-        start_job_execution(self.sfn, self.store, self.settings.resources.state_machine_arn, job)
+        start_job_execution(self.workflows, self.store, job)
 
 
-def start_job_execution(sfn: Any, store: JobStore, state_machine_arn: str, job: JobRecord) -> None:
-    """Start the job's execution, named by its job id (a second guard against duplicates):
-    ExecutionAlreadyExists means a twin request already started it, which is success."""
-    try:
-        out = sfn.start_execution(
-            stateMachineArn=state_machine_arn,
-            name=job.job_id,
-            input=json.dumps({"job_id": job.job_id}),
-        )
-        execution_arn = out["executionArn"]
-    except Exception as exc:
-        if aws.error_code(exc) != "ExecutionAlreadyExists":
-            raise
-        execution_arn = (
-            state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + job.job_id
-        )
-    store.set_execution_arn(job.job_id, execution_arn)
-    job.execution_arn = execution_arn
+def start_job_execution(workflows: Workflows, store: JobStore, job: JobRecord) -> None:
+    """Start the job's execution (named by its job id) and record its ARN on the job."""
+    arn = workflows.start(job.job_id)
+    store.set_execution_arn(job.job_id, arn)
+    job.execution_arn = arn

@@ -13,7 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from tandem_common.jobs import JobStore
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.storage import Storage
+from tandem_common.contracts import JobPaths
 from tandem_common.models import (
     BatchResult,
     Counts,
@@ -22,11 +24,10 @@ from tandem_common.models import (
     ErrorInfo,
     JobStatus,
 )
-from tandem_common.notifications import notify_job_finished
-from tandem_common.npy import NpyError, decode_f32, encode_f32
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
-from tandem_common.storage import JobPaths, Storage
+from tandem_common.text.npy import NpyError, decode_f32, encode_f32
+from tandem_common.usecases.notifications import notify_job_finished
 
 
 @dataclass

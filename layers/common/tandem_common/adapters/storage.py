@@ -3,67 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tandem_common import aws
-
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key` → (bucket, key); raises ValueError for anything else."""
-    match = _S3_URI.match(uri)
-    if match is None or "\x00" in uri or not _encodable(uri) or len(match["key"].encode()) > 1024:
-        raise ValueError(f"not an s3 uri: {uri!r}")
-    return match["bucket"], match["key"]
-
-
-def _encodable(text: str) -> bool:
-    """False for text holding lone surrogates (JSON can carry them; UTF-8 and S3 cannot)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
-
-
-class JobPaths:
-    """The S3 keys of one job (CONTRACTS.md, "S3 keys")."""
-
-    def __init__(self, bucket: str, job_id: str) -> None:
-        self.bucket = bucket
-        self.job_id = job_id
-        self.prefix = f"jobs/{job_id}"
-
-    def key(self, rel: str) -> str:
-        return f"{self.prefix}/{rel}"
-
-    def uri(self, rel: str) -> str:
-        return s3_uri(self.bucket, self.key(rel))
-
-    input_documents = "input/documents.jsonl"
-    batch_manifest = "batches/manifest.json"
-    batch_items = "batches/items.json"  # the Distributed Map's ItemReader input (a JSON array)
-    chunks = "batches/chunks.jsonl"
-    document_failures = "batches/failures.jsonl"
-    result_manifest = "result/manifest.json"
-    result_vectors_jsonl = "result/vectors.jsonl"
-    result_vectors_npy = "result/vectors.npy"
-    result_failures = "result/failures.jsonl"
-
-    @staticmethod
-    def batch_inputs(index: int) -> str:
-        return f"batches/batch-{index:05d}.jsonl"
-
-    @staticmethod
-    def batch_outputs(index: int) -> str:
-        return f"outputs/batch-{index:05d}.npy"
+from tandem_common.adapters import aws
+from tandem_common.contracts import parse_s3_uri, utf8_encodable
 
 
 class Storage:
@@ -136,7 +80,7 @@ def _json_line(value: Any) -> str:
     line = json.dumps(value, ensure_ascii=False)
     # Lone surrogates (legal in JSON escapes, not in UTF-8) travel escaped, so the reader sees
     # the same string and rejects that document with a reason instead of the write failing.
-    return line if _encodable(line) else json.dumps(value)
+    return line if utf8_encodable(line) else json.dumps(value)
 
 
 def encode_jsonl(rows: Iterable[Any]) -> bytes:

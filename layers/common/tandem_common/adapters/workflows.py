@@ -1,0 +1,48 @@
+"""Step Functions: starting a job's execution and asking after it (the one place that does)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tandem_common.adapters import aws
+from tandem_common.contracts import execution_arn, execution_name
+
+
+class Workflows:
+    """The pipeline state machine's executions, one per job, named by the job id."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.stepfunctions()
+
+    def start(self, job_id: str) -> str:
+        """Start the job's execution; returns its ARN. ExecutionAlreadyExists means a twin
+        request already started it (the name is the job id), which is success."""
+        try:
+            out = self.client.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=execution_name(job_id),
+                input=json.dumps({"job_id": job_id}),
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            return execution_arn(self.state_machine_arn, job_id)
+        return str(out["executionArn"])
+
+    def status(self, arn: str) -> str | None:
+        """The execution's status (RUNNING, SUCCEEDED, ...), or None when it does not exist."""
+        try:
+            return str(self.client.describe_execution(executionArn=arn)["status"])
+        except Exception as exc:
+            if aws.error_code(exc) == "ExecutionDoesNotExist":
+                return None
+            raise
+
+    def arn_of(self, job_id: str) -> str:
+        return execution_arn(self.state_machine_arn, job_id) if self.state_machine_arn else ""

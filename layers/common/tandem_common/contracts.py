@@ -1,0 +1,165 @@
+"""The facts both sides of a boundary agree on, written once (docs/ARCHITECTURE.md, "Contracts").
+
+The Lambda layer, the CLI, the local cloud, the benchmarks and the tests import these instead of
+copying them. Standard library only, so anything can import it: job-id rules per entry path, the
+execution name and ARN, the job statuses, the S3 prefixes and keys of a job (`JobPaths`), the
+input formats, and the template's function names.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Literal
+
+# ---------------------------------------------------------------------- job statuses
+JobStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
+NON_TERMINAL_STATUSES: tuple[JobStatus, ...] = ("QUEUED", "RUNNING")
+TERMINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "PARTIAL", "FAILED"})
+
+# ---------------------------------------------------------------------- job ids
+# uuid5 namespace of every deterministic job id: changing it renames every future job.
+JOB_NAMESPACE = uuid.UUID("6b1f8a52-3c1e-4f0a-9d7e-2a4b5c6d7e8f")
+
+
+def deterministic_job_id(kind: str, key: str) -> str:
+    """`uuid5(NS, f"{kind}:{key}")`: the same entry-point input always names the same job."""
+    return str(uuid.uuid5(JOB_NAMESPACE, f"{kind}:{key}"))
+
+
+def api_job_id(idempotency_key: str) -> str:
+    """POST /v1/jobs with an `Idempotency-Key` (without one the job id is random)."""
+    return deterministic_job_id("api", idempotency_key)
+
+
+def s3_job_id(bucket: str, key: str, revision: str) -> str:
+    """An `inbox/` upload: one job per stored object version (version id, else ETag)."""
+    return deterministic_job_id("s3", f"{bucket}/{key}@{revision}")
+
+
+def sqs_job_id(message_id: str) -> str:
+    """A job-queue message without its own `job_id`: named by the SQS MessageId."""
+    return deterministic_job_id("sqs", message_id)
+
+
+def retry_job_id(job_id: str, idempotency_key: str | None = None) -> str:
+    """POST /v1/jobs/{id}/retry: one retry job per original (and per Idempotency-Key)."""
+    return deterministic_job_id(
+        "retry", job_id if idempotency_key is None else f"{job_id}:{idempotency_key}"
+    )
+
+
+def s3_revision(version_id: str | None, etag: str) -> str:
+    """The revision an S3 job id hashes: the version id when versioning gives one, else ETag."""
+    return version_id if version_id and version_id != "null" else etag.strip('"')
+
+
+# ---------------------------------------------------------------------- executions
+def execution_name(job_id: str) -> str:
+    """A job's execution is named by its job id: a second guard against a duplicate job."""
+    return job_id
+
+
+def execution_arn(state_machine_arn: str, job_id: str) -> str:
+    """The ARN of a job's Standard execution, derived from its state machine's ARN."""
+    return (
+        state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + execution_name(job_id)
+    )
+
+
+# ---------------------------------------------------------------------- S3 layout
+INBOX_PREFIX = "inbox/"  # an object created here becomes a job (source "s3")
+JOBS_PREFIX = "jobs/"  # everything of one job lives under jobs/{job_id}/
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
+
+
+def is_inbox_key(key: str) -> bool:
+    """An inbox upload that is a document (a key ending in "/" is a folder placeholder)."""
+    return key.startswith(INBOX_PREFIX) and not key.endswith("/")
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` → (bucket, key); raises ValueError for anything else."""
+    match = _S3_URI.match(uri)
+    if (
+        match is None
+        or "\x00" in uri
+        or not utf8_encodable(uri)
+        or len(match["key"].encode()) > 1024
+    ):
+        raise ValueError(f"not an s3 uri: {uri!r}")
+    return match["bucket"], match["key"]
+
+
+def utf8_encodable(text: str) -> bool:
+    """False for text holding lone surrogates (JSON can carry them; UTF-8 and S3 cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class JobPaths:
+    """The S3 keys of one job in the data bucket (docs/CONTRACTS.md, "S3 keys")."""
+
+    def __init__(self, bucket: str, job_id: str) -> None:
+        self.bucket = bucket
+        self.job_id = job_id
+        self.prefix = f"{JOBS_PREFIX}{job_id}"
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def uri(self, rel: str) -> str:
+        return s3_uri(self.bucket, self.key(rel))
+
+    input_documents = "input/documents.jsonl"
+    batch_manifest = "batches/manifest.json"
+    batch_items = "batches/items.json"  # the Distributed Map's ItemReader input (a JSON array)
+    chunks = "batches/chunks.jsonl"
+    document_failures = "batches/failures.jsonl"
+    result_manifest = "result/manifest.json"
+    result_vectors_jsonl = "result/vectors.jsonl"
+    result_vectors_npy = "result/vectors.npy"
+    result_failures = "result/failures.jsonl"
+
+    @staticmethod
+    def batch_inputs(index: int) -> str:
+        return f"batches/batch-{index:05d}.jsonl"
+
+    @staticmethod
+    def batch_outputs(index: int) -> str:
+        return f"outputs/batch-{index:05d}.npy"
+
+
+# ---------------------------------------------------------------------- input formats
+InputFormat = Literal["jsonl", "json", "text"]
+
+
+def input_format(key: str) -> InputFormat:
+    """How an input object is read, by its name: `.jsonl` is one `{"id","text"}` per line,
+    `.json` is `{"documents": [...]}`, anything else is one document named by its basename."""
+    lower = key.rsplit("/", 1)[-1].lower()
+    if lower.endswith(".jsonl"):
+        return "jsonl"
+    if lower.endswith(".json"):
+        return "json"
+    return "text"
+
+
+# ---------------------------------------------------------------------- functions
+# The template's functions (logical ids), in pipeline order; locally each is `<stack>-<id>`.
+FUNCTIONS: tuple[str, ...] = (
+    "ApiFunction",
+    "IngestFunction",
+    "PreprocessFunction",
+    "DeliverFunction",
+    "FailFunction",
+    "WatchdogFunction",
+)
