@@ -151,6 +151,8 @@ class LocalCloud:
         self._jobs = JobInspector(
             self.client("dynamodb"),
             self.client("stepfunctions"),
+            self.client("s3"),
+            self.bucket,
             self.jobs_table,
             self.state_machine_arn,
             self._endpoint.metrics,

@@ -53,12 +53,7 @@ def _submit(cloud, tag, n=3):
 
 
 def _result_rows(cloud, job_id):
-    body = (
-        cloud.client("s3")
-        .get_object(Bucket=cloud.bucket, Key=f"jobs/{job_id}/result/vectors.jsonl")["Body"]
-        .read()
-    )
-    return [json.loads(x) for x in body.splitlines()]
+    return cloud.jobs.result_rows(job_id)
 
 
 def _assert_all_delivered(cloud, job, doc_ids):

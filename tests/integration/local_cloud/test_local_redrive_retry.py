@@ -27,9 +27,7 @@ def _post(url, body=None, headers=None):
 
 
 def _vector_docs(cloud, job_id):
-    key = f"jobs/{job_id}/result/vectors.jsonl"
-    body = cloud.client("s3").get_object(Bucket=cloud.bucket, Key=key)["Body"].read()
-    return sorted({json.loads(line)["document_id"] for line in body.splitlines()})
+    return sorted({row["document_id"] for row in cloud.jobs.result_rows(job_id)})
 
 
 def _executions(cloud, job_id):
