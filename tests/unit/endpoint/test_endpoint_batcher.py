@@ -141,10 +141,11 @@ def test_no_batching_runs_each_request_as_its_own_pass() -> None:
 
 def test_forward_failure_fails_the_batch_and_the_batcher_keeps_going() -> None:
     class Exploding(FakeBackend):
-        def encode(self, texts):
-            if "boom" in texts:
+        def forward(self, tokens):
+            vectors = super().forward(tokens)
+            if "boom" in self.batches[-1]:
                 raise RuntimeError("kaboom")
-            return super().encode(texts)
+            return vectors
 
     async def body(batcher: Batcher) -> np.ndarray:
         with pytest.raises(RuntimeError):
