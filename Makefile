@@ -72,6 +72,7 @@ endpoint: venv
 
 bench: venv build
 	$(BIN)/python bench/endpoint_bench.py
+	$(BIN)/python bench/feed_bench.py
 	$(BIN)/python bench/lambda_footprint.py
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py
