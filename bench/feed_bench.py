@@ -143,7 +143,7 @@ def start_server(s3_endpoint: str, model_dir: str, flags: list[str]) -> tuple[An
     command += ["--model-dir", model_dir, "--log-level", "WARNING", "--max-queue", "1000000"]
     process = subprocess.Popen(command + flags, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # torch import, model load, warm-up, compile
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"endpoint exited with {process.returncode}")
