@@ -3,11 +3,11 @@
 #
 # Needs on the machine: python3 with torch (CUDA), transformers, tokenizers, safetensors, numpy,
 # httpx, anyio, h11, click (the device tool's H200 image has them). Carries the rest in one
-# folder made here by `.venv/bin/python bench/make_gpu_carry.py` (default .gpu_carry, ~51 MB):
+# folder made here by `.venv/bin/python bench/make_gpu_carry.py` (default .venv-gpu-carry, ~51 MB):
 # the model as an fp16 copy (CARRY/model) and starlette, uvicorn, boto3, botocore (S3 data
 # only), s3transfer, jmespath (CARRY/site). Then, with the device tool:
 #
-#   run(command="bash bench/gpu_check.sh", carry=[".gpu_carry"], timeout_s=600)
+#   run(command="bash bench/gpu_check.sh", carry=[".venv-gpu-carry"], timeout_s=600)
 #
 # Steps, each with its own time limit, results under $OUT (or ./gpu-check-out):
 #   1. correctness: each torch option on the committed reference texts vs the fp32 reference
@@ -21,13 +21,13 @@
 set -uo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CARRY="${CARRY:-$REPO_DIR/.gpu_carry}"
+CARRY="${CARRY:-$REPO_DIR/.venv-gpu-carry}"
 MODEL_DIR="${MODEL_DIR:-$CARRY/model}"
 OUT_DIR="${OUT:-$REPO_DIR/gpu-check-out}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT_DIR"
 if [[ ! -f "$MODEL_DIR/config.json" ]]; then
-  echo "no model at $MODEL_DIR: run bench/make_gpu_carry.py here and carry .gpu_carry" >&2
+  echo "no model at $MODEL_DIR: run bench/make_gpu_carry.py here and carry .venv-gpu-carry" >&2
   exit 2
 fi
 export PYTHONPATH="$REPO_DIR/endpoint:$REPO_DIR/bench${CARRY:+:$CARRY/site}${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,6 +1,6 @@
 """Prepare the folder `bench/gpu_check.sh` carries to a GPU machine with no internet.
 
-    .venv/bin/python bench/make_gpu_carry.py [--out .gpu_carry]
+    .venv/bin/python bench/make_gpu_carry.py [--out .venv-gpu-carry]
 
 Makes, in about 50 MB (the device tool carries at most 64 MiB with the working tree):
 
@@ -11,8 +11,9 @@ Makes, in about 50 MB (the device tool carries at most 64 MiB with the working t
   uvicorn, boto3, botocore, s3transfer, jmespath), copied from this venv so their versions are
   the lock's. botocore keeps only its S3 and STS service data (the rest is ~25 MB of JSON).
 
-Keep the folder out of git: `echo /.gpu_carry/ >> .git/info/exclude`, then name `.gpu_carry` in
-the device tool's `carry`.
+The default name starts with `.venv` so that git (.gitignore), ruff and mypy (pyproject.toml)
+already leave it alone; name `.venv-gpu-carry` in the device tool's `carry` (ignored paths
+travel only when named there).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def size_mb(path: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", default=os.path.join(REPO, ".gpu_carry"))
+    p.add_argument("--out", default=os.path.join(REPO, ".venv-gpu-carry"))
     p.add_argument("--model-dir", default=None)
     args = p.parse_args()
     from tandem_endpoint.__main__ import default_model_dir
