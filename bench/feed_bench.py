@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_doc import write_section
+from endpoint_bench import WORDS, free_port, machine, texts_of_tokens
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "endpoint"))
-sys.path.insert(0, os.path.join(REPO, "bench"))
-
-from bench_doc import write_section  # noqa: E402
-from endpoint_bench import WORDS, free_port, machine, texts_of_tokens  # noqa: E402
 
 GPU_TARGET = 150_000  # sentences/s of 64 tokens on one H100/H200 (issue 16)
 BUCKET = "feed-bench"

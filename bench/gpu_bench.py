@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "endpoint"))
-sys.path.insert(0, os.path.join(REPO, "bench"))
 
 GPU_TARGET = 150_000
 # GPU_BENCH_DEVICE=cpu GPU_BENCH_SMOKE=1: a small dry run of every step on a CPU (it proves the

@@ -22,10 +22,8 @@ import argparse
 import importlib
 import os
 import shutil
-import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "endpoint"))
 
 PACKAGES = ("starlette", "uvicorn", "boto3", "botocore", "s3transfer", "jmespath")
 BOTOCORE_SERVICES = ("s3", "sts")

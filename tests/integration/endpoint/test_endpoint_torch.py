@@ -53,7 +53,7 @@ def name(o: TorchOptions) -> str:
 def test_torch_options_match_the_fp32_reference(reference, options: TorchOptions) -> None:
     texts, expected = reference
     backend = load_backend("torch", default_model_dir(), BackendOptions(options, widths=WIDTHS))
-    assert backend.max_seq_length == 256  # type: ignore[union-attr]
+    assert backend.max_seq_length == 256
     # Mixed lengths in one batch: padding (and, with static shapes, padded rows) must not leak.
     got = np.vstack([embed(backend, texts[i : i + 48]) for i in range(0, len(texts), 48)])
     assert got.dtype == np.float32 and got.shape == expected.shape
@@ -72,7 +72,7 @@ def test_torch_compile_matches_the_reference_on_the_cpu(reference) -> None:
     options = TorchOptions(device="cpu", compile="default", static_shapes=True)
     backend = load_backend("torch", default_model_dir(), BackendOptions(options, widths=(64,)))
     got = embed(backend, [texts[i] for i in short])
-    assert backend.padded_shape(len(short), 20) == (8, 64)  # type: ignore[union-attr]
+    assert backend.padded_shape(len(short), 20) == (8, 64)
     assert cosines(got, expected[short]).min() >= 0.999
 
 
@@ -84,7 +84,7 @@ def test_reference_through_the_batcher_with_buckets_and_a_token_cap(reference) -
     )
 
     async def run() -> tuple[np.ndarray, dict]:
-        batcher = Batcher(backend, settings)  # type: ignore[arg-type]
+        batcher = Batcher(backend, settings)
         batcher.start()
         try:
             halves = await asyncio.gather(batcher.embed(texts[::2]), batcher.embed(texts[1::2]))
