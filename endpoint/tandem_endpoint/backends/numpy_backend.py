@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from safetensors.numpy import load_file
 from threadpoolctl import ThreadpoolController
-from tokenizers import Tokenizer
 
 from tandem_endpoint.backends.model_files import max_seq_length, model_name, read_config
+from tandem_endpoint.backends.tokens import Tokens, WordPieceTokenizer
 
 # Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, enough for the exact (erf) GELU in float32.
 _ERF_P = np.float32(0.3275911)
@@ -87,8 +87,9 @@ class EncoderLayer:
 class NumpyBertBackend:
     """CPU backend: no torch; numpy + tokenizers + safetensors only.
 
-    `encode` is meant to be called from one thread at a time (the server's forward worker):
-    the BLAS thread limit it sets for a parallel batch is process-wide.
+    `forward` is meant to be called from one thread at a time (the server's forward worker):
+    the BLAS thread limit it sets for a parallel batch is process-wide. `tokenize` is
+    thread-safe.
     """
 
     # Tokens per forward block: large enough for efficient GEMMs, small enough that a block's
@@ -97,7 +98,9 @@ class NumpyBertBackend:
     block_tokens = 1024
     parallel_min_tokens = 512
 
-    def __init__(self, model_dir: str, exact_gelu: bool = False) -> None:
+    def __init__(
+        self, model_dir: str, exact_gelu: bool = False, ascii_fast_path: bool = True
+    ) -> None:
         self.gelu = gelu_erf if exact_gelu else gelu_tanh
         self._workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="encoder-block")
@@ -109,9 +112,7 @@ class NumpyBertBackend:
         self.eps = float(config["layer_norm_eps"])
         self.name = model_name(model_dir, config)
 
-        self.tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self.tokenizer.no_padding()
+        self.tokenizer = WordPieceTokenizer(model_dir, self.max_seq_length, ascii_fast_path)
 
         w = load_file(os.path.join(model_dir, "model.safetensors"))
         w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
@@ -125,19 +126,17 @@ class NumpyBertBackend:
             for i in range(int(config["num_hidden_layers"]))
         ]
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+    def tokenize(self, texts: Sequence[str]) -> Tokens:
+        return self.tokenizer.tokenize(texts)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
+        return self.forward(self.tokenize(texts))
+
+    def forward(self, tokens: Tokens) -> np.ndarray:
+        if not len(tokens):
             return np.zeros((0, self.dims), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(list(texts))
-        seq_len = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), seq_len), dtype=np.int64)
-        mask = np.zeros((len(texts), seq_len), dtype=np.float32)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1.0
+        ids = tokens.ids
+        mask = tokens.attention_mask.astype(np.float32)
         hidden = self._forward(ids, mask)
         summed = np.einsum("bld,bl->bd", hidden, mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)

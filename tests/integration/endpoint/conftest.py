@@ -42,8 +42,8 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def endpoint(s3_server: str) -> Iterator[EndpointProcess]:
+def start_endpoint(s3_server: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`python -m tandem_endpoint` on a free loopback port, S3 pointed at the moto server."""
     port = free_port()
     env = {
         **os.environ,
@@ -55,10 +55,7 @@ def endpoint(s3_server: str) -> Iterator[EndpointProcess]:
     }
     args = [sys.executable, "-m", "tandem_endpoint", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [*args, "--backend", "numpy", "--enable-fault-injection"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -68,10 +65,30 @@ def endpoint(s3_server: str) -> Iterator[EndpointProcess]:
             assert time.monotonic() < deadline, "endpoint never became ready"
             try:
                 if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
+                    return process, url
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+    except BaseException:
+        process.terminate()
+        process.wait(timeout=10)
+        raise
+
+
+@pytest.fixture(scope="session")
+def endpoint(s3_server: str) -> Iterator[EndpointProcess]:
+    process, url = start_endpoint(s3_server, "--backend", "numpy", "--enable-fault-injection")
+    try:
+        yield EndpointProcess(url=url, s3_endpoint=s3_server)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def fake_endpoint(s3_server: str) -> Iterator[EndpointProcess]:
+    process, url = start_endpoint(s3_server, "--backend", "fake-fast")
+    try:
         yield EndpointProcess(url=url, s3_endpoint=s3_server)
     finally:
         process.terminate()

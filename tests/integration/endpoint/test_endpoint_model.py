@@ -155,3 +155,41 @@ def test_blocked_forward_matches_one_text_at_a_time(
     single = np.vstack([backend.encode([texts[i]]) for i in order])
     np.testing.assert_allclose(batched, single, atol=2e-5)
     assert ((batched * expected[order]).sum(axis=1)).min() >= 0.999
+
+
+def test_claim_check_rows_may_hold_u2028_and_non_utf8_input_is_400(endpoint, s3) -> None:
+    """JSON allows U+2028/U+2029/U+0085 unescaped in strings: a row holding one is one row."""
+    s3.create_bucket(Bucket="tandem-seps")
+    texts = ["line\u2028separator", "para\u2029graph", "next\x85line", "plain"]
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in texts]
+    s3.put_object(Bucket="tandem-seps", Key="in.jsonl", Body="\r\n".join(lines).encode())
+    body = {"inputs_uri": "s3://tandem-seps/in.jsonl", "outputs_uri": "s3://tandem-seps/o.npy"}
+    r = httpx.post(f"{endpoint.url}/invocations", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 4
+    vectors = np.load(io.BytesIO(s3.get_object(Bucket="tandem-seps", Key="o.npy")["Body"].read()))
+    np.testing.assert_allclose(vectors, embed(endpoint.url, texts), atol=1e-5)
+
+    s3.put_object(Bucket="tandem-seps", Key="bad.jsonl", Body=b'{"text": "\xff"}')
+    body["inputs_uri"] = "s3://tandem-seps/bad.jsonl"
+    r = httpx.post(f"{endpoint.url}/invocations", json=body, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input_file"
+
+
+def test_fake_fast_claim_check_at_orchestration_scale(fake_endpoint, s3) -> None:
+    """Issue 12: 100,000 chunks in one claim-check request; same text, same vector."""
+    s3.create_bucket(Bucket="tandem-scale")
+    texts = [f"chunk number {i % 50_000}" for i in range(100_000)]
+    put_jsonl(s3, "tandem-scale", "in.jsonl", texts)
+    body = {"inputs_uri": "s3://tandem-scale/in.jsonl", "outputs_uri": "s3://tandem-scale/o.npy"}
+    r = httpx.post(f"{fake_endpoint.url}/invocations", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 100_000 and "fake" in r.json()["model"]
+    obj = s3.get_object(Bucket="tandem-scale", Key="o.npy")
+    vectors = np.load(io.BytesIO(obj["Body"].read()))
+    assert vectors.shape == (100_000, 384) and vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors[:50_000], vectors[50_000:])
+    assert len(np.unique(vectors[:50_000], axis=0)) == 50_000
+    np.testing.assert_allclose(np.linalg.norm(vectors[:1000], axis=1), 1.0, atol=1e-5)
+    stages = httpx.get(f"{fake_endpoint.url}/metrics").json()["stages"]
+    assert "tokenize" not in stages and stages["forward"]["sentences"] == 100_000

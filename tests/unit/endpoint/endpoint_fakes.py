@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import numpy as np
 import uvicorn
-from tandem_endpoint.backends import Backend
+from tandem_endpoint.backends import Backend, DirectBackend
+from tandem_endpoint.backends.tokens import Tokens
 from tandem_endpoint.batcher import BatchingSettings
 from tandem_endpoint.server import ServerSettings, create_app
 
@@ -18,7 +19,9 @@ from tandem_endpoint.server import ServerSettings, create_app
 class FakeBackend:
     """Stands in for a model: tokens = words + 2; vector = [len(text), 1, 0, 0] normalised.
 
-    Records each forward pass; `gate` (if set) blocks forward passes until released.
+    Its "tokenizer" gives each distinct text an id (the sequence's first token), so a forward
+    pass can tell which texts it got. Records each forward pass (texts, and the batch's padded
+    width); `gate` (if set) blocks forward passes until released.
     """
 
     name = "fake-model"
@@ -28,13 +31,27 @@ class FakeBackend:
         self.delay_s = delay_s
         self.gate = gate
         self.batches: list[list[str]] = []
+        self.widths: list[int] = []
         self.forward_started = threading.Event()
+        self._ids: dict[str, int] = {}
+        self._texts: dict[int, str] = {}
+        self._lock = threading.Lock()
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(text.split()) + 2 for text in texts]
+    def tokenize(self, texts: Sequence[str]) -> Tokens:
+        sequences = []
+        with self._lock:
+            for text in texts:
+                if text not in self._ids:
+                    self._ids[text] = len(self._ids) + 1
+                    self._texts[self._ids[text]] = text
+                sequences.append([self._ids[text]] + [7] * (len(text.split()) + 1))
+        return Tokens.from_sequences(sequences)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.batches.append(list(texts))
+    def forward(self, tokens: Tokens) -> np.ndarray:
+        texts = [self._texts[int(i)] for i in tokens.ids[:, 0]]
+        self.batches.append(texts)
+        self.widths.append(tokens.width)
+        assert tokens.width == int(tokens.lengths.max()), "a batch is padded to its longest row"
         self.forward_started.set()
         if self.gate is not None:
             self.gate.wait(timeout=10)
@@ -56,7 +73,9 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    backend_factory: Callable[[], Backend], wait_ready: bool = True, **overrides: object
+    backend_factory: Callable[[], Backend | DirectBackend],
+    wait_ready: bool = True,
+    **overrides: object,
 ) -> Iterator[str]:
     """Run the real app under uvicorn in a thread; yield its base URL."""
     batching = BatchingSettings(

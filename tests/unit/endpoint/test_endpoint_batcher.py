@@ -141,10 +141,11 @@ def test_no_batching_runs_each_request_as_its_own_pass() -> None:
 
 def test_forward_failure_fails_the_batch_and_the_batcher_keeps_going() -> None:
     class Exploding(FakeBackend):
-        def encode(self, texts):
-            if "boom" in texts:
+        def forward(self, tokens):
+            vectors = super().forward(tokens)
+            if "boom" in self.batches[-1]:
                 raise RuntimeError("kaboom")
-            return super().encode(texts)
+            return vectors
 
     async def body(batcher: Batcher) -> np.ndarray:
         with pytest.raises(RuntimeError):
@@ -152,3 +153,74 @@ def test_forward_failure_fails_the_batch_and_the_batcher_keeps_going() -> None:
         return await batcher.embed(["fine"])
 
     assert run(Exploding(), body, max_wait_ms=0).shape == (1, 4)
+
+
+def test_token_budget_alone_caps_a_pass_when_max_batch_size_is_zero() -> None:
+    backend = FakeBackend()  # 2 words -> 4 tokens; 10 words -> 12 tokens
+    short = [f"s{i} x" for i in range(100)]
+    long = [f"l{i} " + "w " * 9 for i in range(30)]
+
+    async def body(batcher: Batcher) -> list[np.ndarray]:
+        return await asyncio.gather(batcher.embed(short), batcher.embed(long))
+
+    got_short, got_long = run(backend, body, max_batch_size=0, max_batch_tokens=120, max_wait_ms=20)
+    np.testing.assert_allclose(got_short, [fake_vector(t) for t in short], rtol=1e-6)
+    np.testing.assert_allclose(got_long, [fake_vector(t) for t in long], rtol=1e-6)
+    for texts, width in zip(backend.batches, backend.widths, strict=True):
+        assert len(texts) * width <= 120
+    assert max(len(b) for b in backend.batches) == 30  # 30 x 4 tokens: more than 64 is allowed
+    assert sorted(len(b) for b in backend.batches if b[0].startswith("l")) == [10, 10, 10]
+
+
+def test_one_bucket_batches_in_arrival_order_and_pads_to_the_longest() -> None:
+    backend = FakeBackend()
+    texts = ["a", " ".join(["w"] * 40), "b c", "d"]
+
+    async def body(batcher: Batcher) -> np.ndarray:
+        return await batcher.embed(texts)
+
+    rows = run(backend, body, length_buckets=(), max_batch_size=2, max_wait_ms=20)
+    assert backend.batches == [texts[:2], texts[2:]]  # no grouping by length
+    assert backend.widths == [42, 4]
+    np.testing.assert_allclose(rows, [fake_vector(t) for t in texts], rtol=1e-6)
+
+
+def test_buckets_pad_less_and_stats_count_padding() -> None:
+    texts = [" ".join(["w"] * (1 if i % 2 else 60)) + f" {i}" for i in range(64)]
+
+    async def body(batcher: Batcher) -> dict:
+        await batcher.embed(texts)
+        return batcher.stats.snapshot()
+
+    bucketed = run(FakeBackend(), body, max_batch_size=32, max_wait_ms=20)
+    single = run(FakeBackend(), body, max_batch_size=32, max_wait_ms=20, length_buckets=())
+    assert bucketed["tokens"] == single["tokens"] == sum(len(t.split()) + 2 for t in texts)
+    assert bucketed["padding_efficiency"] > 0.99 and single["padding_efficiency"] < 0.55
+
+
+def test_a_request_split_across_passes_keeps_its_row_order() -> None:
+    backend = FakeBackend()
+    texts = [f"t{i} " + "w " * (i % 7) for i in range(200)]
+
+    async def body(batcher: Batcher) -> list[np.ndarray]:
+        return await asyncio.gather(batcher.embed(texts), batcher.embed(texts[::-1]))
+
+    a, b = run(backend, body, max_batch_size=16, max_wait_ms=5, length_buckets=(3, 5, 8))
+    np.testing.assert_allclose(a, [fake_vector(t) for t in texts], rtol=1e-6)
+    np.testing.assert_allclose(b, a[::-1], rtol=1e-6)
+    assert sum(len(x) for x in backend.batches) == 400 and max(map(len, backend.batches)) <= 16
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_tokenizing_inline_or_on_a_pool_gives_the_same_rows(threads: int) -> None:
+    backend = FakeBackend()
+    texts = [f"text {i} " + "w " * (i % 11) for i in range(700)]  # > one tokenizer chunk
+
+    async def body(batcher: Batcher) -> tuple[np.ndarray, dict]:
+        rows = await batcher.embed(texts)
+        return rows, batcher.stages.snapshot()
+
+    rows, stages = run(backend, body, tokenize_threads=threads, max_batch_size=128)
+    np.testing.assert_allclose(rows, [fake_vector(t) for t in texts], rtol=1e-6)
+    assert stages["tokenize"]["sentences"] == 700 and stages["forward"]["sentences"] == 700
+    assert stages["tokenize"]["calls"] == (1 if threads == 0 else 3)

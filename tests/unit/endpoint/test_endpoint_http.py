@@ -185,3 +185,22 @@ def test_full_queue_answers_429_fast_over_http() -> None:
         gate.set()
         for t in threads:
             t.join(timeout=5)
+
+
+def test_7mb_body_gets_a_readable_413_from_a_plain_urllib_client(url: str) -> None:
+    """Issue 10: the server reads (and drops) an oversized body before answering, so the
+    client is not reset mid-upload and can read the 413."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = b'{"inputs": ["' + b"a" * (7 * 1024 * 1024) + b'"]}'
+    for _ in range(3):  # a reset is a race with the client's send: try more than once
+        request = urllib.request.Request(
+            f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
+        assert caught.value.code == 413
+        assert json.loads(caught.value.read())["error"]["code"] == "payload_too_large"
+    assert httpx.post(f"{url}/invocations", json={"inputs": ["after"]}).status_code == 200
