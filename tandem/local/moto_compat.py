@@ -16,6 +16,10 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
    instead of the state's input, so a path such as ``States.Format('jobs/{}/map-results',
    $.job_id)`` failed with ``States.Runtime`` after every child had run. They are evaluated
    against the state input, as in Step Functions (``_result_writer_eval``).
+6. DynamoDB applies each write (condition check and update) atomically; moto, called from the
+   moto server's threads, does not: two `SET n = n + :one` updates could both read the old
+   value (a lost update), two conditional puts could both win. One lock around moto's write
+   operations gives the guarantee DynamoDB has (``serialise_dynamodb_writes``).
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -28,6 +32,8 @@ Functions; both are in the state machine's Retry list.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -129,8 +135,31 @@ def apply() -> bool:
 
     setattr(cls, "_from_error", _from_error)  # noqa: B010 (a patch, on purpose)
     _patch_result_writer()
+    serialise_dynamodb_writes()
     setattr(cls, _APPLIED_MARK, True)
     return True
+
+
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_LOCK = threading.Lock()  # read by its test
+
+
+def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """6. One lock around moto's DynamoDB writes (item-level atomicity). `patch` is `setattr`
+    by default; tests pass `monkeypatch.setattr` to undo it afterwards."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in DYNAMODB_WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_tandem_serialised", False):
+            continue
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return __original(self, *args, **kwargs)
+
+        locked._tandem_serialised = True  # type: ignore[attr-defined]
+        patch(DynamoDBBackend, name, locked)
 
 
 def _patch_result_writer() -> None:
