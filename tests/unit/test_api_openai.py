@@ -226,20 +226,21 @@ def test_a_truncatable_model_serves_shorter_vectors_renormalised(
 
 
 @pytest.mark.parametrize(
-    ("name", "words"),
+    ("name", "param", "words"),
     [
-        ("embeddings_empty_string", "input[1] must not be empty"),
-        ("embeddings_empty_input", "empty list"),
-        ("embeddings_too_many_inputs", "at most 256"),
-        ("embeddings_token_ids", "check_embedding_ctx_length=False"),
+        ("embeddings_empty_string", "input", "input[1] must not be empty"),
+        ("embeddings_empty_input", "input", "empty list"),
+        ("embeddings_too_many_inputs", "input", "at most 256"),
+        ("embeddings_token_ids", "input", "check_embedding_ctx_length=False"),
+        ("embeddings_dimensions_refused", "dimensions", "384 (it cannot be shortened)"),
     ],
 )
-def test_bad_input_events_are_a_400_that_says_why(
-    api: Any, event: Any, runtime: FakeRuntime, name: str, words: str
+def test_bad_request_events_are_a_400_that_says_why(
+    api: Any, event: Any, runtime: FakeRuntime, name: str, param: str, words: str
 ) -> None:
     status, body = api(event("api", name))
     assert status == 400
-    assert words in assert_openai_error(body, "input", "invalid_request")
+    assert words in assert_openai_error(body, param, "invalid_request")
     assert runtime.calls == []
 
 
