@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ResourceNames(BaseModel):
@@ -49,12 +49,41 @@ class WebhookPolicy(BaseModel):
     allow_private_webhooks: bool = False
 
 
+class ServedModel(BaseModel):
+    """The model the endpoint serves, as the OpenAI-compatible routes name and describe it
+    (`/v1/embeddings`, `/v1/models`). Set by the api function's environment in template.yaml;
+    change it with the endpoint's model (`EndpointModelDataUrl`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    # Other names a request's `model` may use (MODEL_ALIASES, comma-separated); answered as `name`.
+    aliases: tuple[str, ...] = ()
+    dimensions: int = Field(default=384, ge=1)
+    # True only for a model trained so that a prefix of its vector is itself an embedding
+    # (Matryoshka), e.g. nomic-embed-text-v1.5. Then `dimensions` below the model's is served
+    # as that prefix, re-normalised, like OpenAI's text-embedding-3. MiniLM is not such a model.
+    truncatable: bool = False
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(a.strip() for a in value.split(",") if a.strip())
+        return value
+
+    def resolve(self, requested: str) -> str | None:
+        """The served name for a request's `model`, or None when it is not this model."""
+        return self.name if requested == self.name or requested in self.aliases else None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     resources: ResourceNames
     chunking: ChunkingDefaults = ChunkingDefaults()
     webhooks: WebhookPolicy = WebhookPolicy()
+    model: ServedModel = ServedModel()
     job_ttl_days: int = Field(default=30, ge=1)
 
     @classmethod
@@ -79,6 +108,12 @@ class Settings(BaseModel):
                 "MAP_MAX_CONCURRENCY",
             ),
             "webhooks": pick("ALLOW_PRIVATE_WEBHOOKS"),
+            "model": {
+                k.removeprefix("model_"): v
+                for k, v in pick(
+                    "MODEL_NAME", "MODEL_ALIASES", "MODEL_DIMENSIONS", "MODEL_TRUNCATABLE"
+                ).items()
+            },
         }
         data.update(pick("JOB_TTL_DAYS"))
         return cls.model_validate(data)
