@@ -136,9 +136,7 @@ def world(cloud: None) -> World:
 
 
 def start_outcome() -> WebhookOutcome:
-    return WebhookOutcome(
-        id=webhook_message_id(JOB, "job.succeeded"), max_attempts=4, created_at=utc_now()
-    )
+    return WebhookOutcome(id=webhook_message_id(JOB, "job.succeeded"), created_at=utc_now())
 
 
 def started(world: World) -> JobRecord:
@@ -154,7 +152,7 @@ def test_first_attempt_is_queued_once_and_the_job_says_pending(world: World) -> 
     job = finished_job(world.store)
     outcome = start_delivery(job, world.settings, world.store, world.queue)
     assert outcome is not None and outcome.state == "pending" and outcome.attempts == 0
-    assert outcome.id == webhook_message_id(JOB, "job.succeeded") and outcome.max_attempts == 4
+    assert outcome.id == webhook_message_id(JOB, "job.succeeded") and outcome.max_attempts is None
     assert world.sqs.last() == ({"job_id": JOB, "attempt": 1, "not_before": 0.0}, 0)
     assert world.webhook()["queued_attempt"] == 1
     # a step re-run queues nothing more, before or after the first attempt
@@ -286,6 +284,7 @@ def test_the_last_attempt_failing_fails_the_webhook(world: World) -> None:
         "HTTP 503",
     )
     assert w["next_attempt_at"] is None and len(world.sqs.sent) == 4
+    assert w["max_attempts"] == 4  # the webhook function's schedule: 3 delays
 
 
 # ------------------------------------------------------------------ duplicates and races

@@ -141,12 +141,13 @@ class WebhookOutcome(BaseModel):
     """A job's webhook: on the job record and in GET /v1/jobs/{id} (never the URL's secret).
 
     `pending` until an attempt gets a 2xx (`delivered`), a 410 (`stopped`), or the last of
-    `max_attempts` fails (`failed`). Times are ISO-8601; `next_attempt_at` only while pending."""
+    `max_attempts` (the webhook function's schedule, set by the first attempt) fails
+    (`failed`). Times are ISO-8601; `next_attempt_at` only while pending."""
 
     id: str  # the `webhook-id` header: the same on every attempt
     state: WebhookState = "pending"
     attempts: int = 0
-    max_attempts: int
+    max_attempts: int | None = None
     last_status: int | None = None  # HTTP status of the last attempt (None: no response)
     last_error: str | None = None
     created_at: str

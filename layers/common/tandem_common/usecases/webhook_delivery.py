@@ -89,7 +89,6 @@ def start_delivery(
     re-run) queues it again only if the first run did not get to note it queued."""
     outcome = WebhookOutcome(
         id=webhook_message_id(job.job_id, webhook_event_type(job.status)),
-        max_attempts=settings.webhooks.max_attempts,
         created_at=iso(time.time()),
     )
     stored = store.start_webhook(job.job_id, outcome)
@@ -113,10 +112,15 @@ def next_delay(
 
 
 def outcome_after(
-    current: WebhookOutcome, result: HttpResult, started: float, answered: float, delay: float
+    current: WebhookOutcome,
+    result: HttpResult,
+    max_attempts: int,
+    started: float,
+    answered: float,
+    delay: float,
 ) -> WebhookOutcome:
-    """The outcome once attempt `current.attempts + 1`, begun at `started`, got `result` at
-    `answered`; a retry is due `delay` seconds after the answer."""
+    """The outcome once attempt `current.attempts + 1` (of `max_attempts`), begun at `started`,
+    got `result` at `answered`; a retry is due `delay` seconds after the answer."""
     attempts = current.attempts + 1
     status = result.status
     state: WebhookState
@@ -124,7 +128,7 @@ def outcome_after(
         state = "delivered"
     elif status == 410:
         state = "stopped"
-    elif attempts >= current.max_attempts:
+    elif attempts >= max_attempts:
         state = "failed"
     else:
         state = "pending"
@@ -133,6 +137,7 @@ def outcome_after(
         update={
             "state": state,
             "attempts": attempts,
+            "max_attempts": max_attempts,
             "last_status": status,
             "last_error": error,
             "first_attempt_at": current.first_attempt_at or iso(started),
@@ -184,7 +189,7 @@ def attempt_delivery(
     )
     answered = clock()
     delay = next_delay(settings, message.attempt, result, jitter)
-    outcome = outcome_after(current, result, now, answered, delay)
+    outcome = outcome_after(current, result, settings.webhooks.max_attempts, now, answered, delay)
     if not store.record_webhook_attempt(message.job_id, outcome):
         logger.info("webhook attempt recorded by another consumer", extra=log)
         return "skipped"
