@@ -50,12 +50,13 @@ class Receiver:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("content-length") or 0))
         headers = dict(request.headers.items())
+        extra: dict[str, str] = {}
         try:
             payload = Webhook(SECRET).verify(body, headers)
         except WebhookVerificationError as exc:
             with self.lock:
                 self.refused.append(str(exc))
-            status, extra = 400, {}
+            status = 400
         else:
             with self.lock:
                 self.deliveries.append(Delivery(time.time(), headers["webhook-id"], body, payload))
