@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,7 +15,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tandem_common.contracts import TERMINAL_STATUSES, JobStatus
+from tandem_common.contracts import (
+    TERMINAL_STATUSES,
+    WEBHOOK_SECRET_FORMAT,
+    JobStatus,
+    webhook_secret_key,
+)
 
 __all__ = ["TERMINAL_STATUSES", "JobStatus"]  # re-exported: the contracts are their home
 
@@ -45,7 +50,16 @@ class JobOptions(_Strict):
     chunk_overlap: int | None = Field(default=None, ge=0, le=128)
     batch_size: int | None = Field(default=None, ge=1, le=256)
     webhook_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = None
+    webhook_secret: str | None = Field(
+        default=None, max_length=256, description=f"Signs the webhook: {WEBHOOK_SECRET_FORMAT}"
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            webhook_secret_key(value)  # ValueError naming the expected format
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> JobOptions:
@@ -122,6 +136,29 @@ class DocumentFailure(BaseModel):
     reason: str
 
 
+WebhookState = Literal["pending", "delivered", "failed", "stopped"]
+
+
+class WebhookOutcome(BaseModel):
+    """A job's webhook: on the job record and in GET /v1/jobs/{id} (never the URL's secret).
+
+    `pending` until an attempt gets a 2xx (`delivered`), a 410 (`stopped`), or the last of
+    `max_attempts` (the webhook function's schedule, set by the first attempt) fails
+    (`failed`). Times are ISO-8601; `next_attempt_at` only while pending."""
+
+    id: str  # the `webhook-id` header: the same on every attempt
+    state: WebhookState = "pending"
+    attempts: int = 0
+    max_attempts: int | None = None
+    last_status: int | None = None  # HTTP status of the last attempt (None: no response)
+    last_error: str | None = None
+    created_at: str
+    first_attempt_at: str | None = None
+    last_attempt_at: str | None = None
+    next_attempt_at: str | None = None
+    queued_attempt: int = 0  # the latest attempt put on the webhook queue
+
+
 class JobRecord(BaseModel):
     """One item of the jobs table."""
 
@@ -143,7 +180,7 @@ class JobRecord(BaseModel):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     notified_at: str | None = None
-    webhook_result: dict[str, Any] | None = None
+    webhook: WebhookOutcome | None = None
     retry_of: str | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
     retries: list[str] = []  # ids of the retry jobs made from this one
 
@@ -187,6 +224,7 @@ class JobView(BaseModel):
     failed_documents: list[DocumentFailure] = []
     retry_of: str | None = None
     retries: list[str] = []
+    webhook: WebhookOutcome | None = None
     links: JobLinks
 
 

@@ -43,10 +43,40 @@ class ChunkingDefaults(BaseModel):
         return self
 
 
+# Seconds between webhook attempts: the Standard Webhooks spec's example schedule (about 3 days).
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+
 class WebhookPolicy(BaseModel):
+    """Where webhooks may go and how they are retried (template: `WebhookRetrySchedule`)."""
+
     model_config = ConfigDict(frozen=True)
 
     allow_private_webhooks: bool = False
+    webhook_queue_url: str = ""  # the webhook queue (attempts, with per-message DelaySeconds)
+    # delays before attempt 2, 3, ...: one attempt more than delays; "5,300,..." in the env
+    webhook_retry_schedule: tuple[int, ...] = Field(
+        default=DEFAULT_WEBHOOK_RETRY_SCHEDULE, max_length=30
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=30)  # the spec: 15 to 30 s
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _within_a_week(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= delay <= 7 * 86400 for delay in value):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE delays must be 0 to 604800 seconds")
+        return value
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.webhook_retry_schedule) + 1
 
 
 class ServedModel(BaseModel):
@@ -107,7 +137,12 @@ class Settings(BaseModel):
                 "INLINE_MAP_MAX_BATCHES",
                 "MAP_MAX_CONCURRENCY",
             ),
-            "webhooks": pick("ALLOW_PRIVATE_WEBHOOKS"),
+            "webhooks": pick(
+                "ALLOW_PRIVATE_WEBHOOKS",
+                "WEBHOOK_QUEUE_URL",
+                "WEBHOOK_RETRY_SCHEDULE",
+                "WEBHOOK_TIMEOUT_S",
+            ),
             "model": {
                 k.removeprefix("model_"): v
                 for k, v in pick(

@@ -162,6 +162,7 @@ def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
         failed_documents=job.failed_documents,
         retry_of=job.retry_of,
         retries=job.retries,
+        webhook=job.webhook,
         links=_job_link(job.job_id),
     )
 
