@@ -14,15 +14,14 @@ of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import random
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench_doc import write_section
@@ -35,12 +34,56 @@ BATCH = 64
 CONCURRENCY = 8
 CHUNK_TOKENS = 32  # small chunks: many of them per MB of input
 WORDS_PER_DOC = 120  # ~4 chunks of <= 30 tokens each
-WORDS = (
-    "river harbour ferry tide moon lantern orchard meadow valley summit glacier canyon "
-    "island coast beacon compass anchor sail rope deck cargo market bridge tower garden "
-    "library archive ledger signal engine turbine cable window shadow thunder breeze "
-    "silver copper amber crimson violet golden quiet rapid gentle ancient modern hidden"
-).split()
+WORDS = [
+    "river",
+    "harbour",
+    "ferry",
+    "tide",
+    "moon",
+    "lantern",
+    "orchard",
+    "meadow",
+    "valley",
+    "summit",
+    "glacier",
+    "canyon",
+    "island",
+    "coast",
+    "beacon",
+    "compass",
+    "anchor",
+    "sail",
+    "rope",
+    "deck",
+    "cargo",
+    "market",
+    "bridge",
+    "tower",
+    "garden",
+    "library",
+    "archive",
+    "ledger",
+    "signal",
+    "engine",
+    "turbine",
+    "cable",
+    "window",
+    "shadow",
+    "thunder",
+    "breeze",
+    "silver",
+    "copper",
+    "amber",
+    "crimson",
+    "violet",
+    "golden",
+    "quiet",
+    "rapid",
+    "gentle",
+    "ancient",
+    "modern",
+    "hidden",
+]
 
 
 def corpus(chunks: int, seed: int = 12) -> tuple[bytes, int]:
@@ -131,7 +174,7 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         m = r["memory_mb"]
         mem = " / ".join(
-            str(m.get(f, "–")) for f in ("PreprocessFunction", "CollectFunction", "DeliverFunction")
+            str(m.get(f, "-")) for f in ("PreprocessFunction", "CollectFunction", "DeliverFunction")
         )
         rows.append(
             f"| {r['chunks']:,} | {r['batches']:,} | {'distributed' if r['distributed'] else 'inline'}"
@@ -145,16 +188,16 @@ def table(results: list[dict[str, Any]]) -> str:
 def growth(results: list[dict[str, Any]]) -> list[str]:
     """Ratios between consecutive sizes: how each measure grows against the work."""
     lines = []
-    for small, big in zip(results, results[1:], strict=False):
+    for small, big in itertools.pairwise(results):
         work = big["chunks"] / small["chunks"]
         deliver = big["memory_mb"].get("DeliverFunction", 0) / max(
             1, small["memory_mb"].get("DeliverFunction", 0)
         )
         lines.append(
-            f"- {small['chunks']:,} → {big['chunks']:,} chunks ({work:.1f}× the work): wall "
-            f"{big['wall_s'] / small['wall_s']:.2f}×, S3 requests "
-            f"{big['s3_requests'] / small['s3_requests']:.2f}×, deliver's peak memory "
-            f"{deliver:.2f}×, parent history events {big['parent_events']} vs "
+            f"- {small['chunks']:,} → {big['chunks']:,} chunks ({work:.1f}x the work): wall "
+            f"{big['wall_s'] / small['wall_s']:.2f}x, S3 requests "
+            f"{big['s3_requests'] / small['s3_requests']:.2f}x, deliver's peak memory "
+            f"{deliver:.2f}x, parent history events {big['parent_events']} vs "
             f"{small['parent_events']}."
         )
     return lines
@@ -197,4 +240,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

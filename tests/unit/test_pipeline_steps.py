@@ -391,27 +391,34 @@ def test_job_without_valid_documents_ends_failed_listing_every_document(
     assert item["failed_documents"] == [{"id": "empty.txt", "reason": "empty document"}]
 
 
-def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
+def test_deliver_queues_the_webhook_and_a_failed_attempt_does_not_fail_the_job(
     cloud: None, load_handler: Any, lambda_context: Any, event: Any, monkeypatch: Any
 ) -> None:
-    from tandem_common.adapters import webhooks
-    from tandem_common.usecases import notifications
+    from http.server import BaseHTTPRequestHandler
 
-    sent: list[dict[str, Any]] = []
+    from standardwebhooks import Webhook
 
-    def fake_send(url: str, secret: str, payload: Any, **kw: Any) -> webhooks.DeliveryResult:
-        sent.append({"url": url, "payload": payload})
-        return webhooks.DeliveryResult(False, 3, status=500, error="HTTP 500")
+    from tandem.local.http_server import BackgroundHttpServer
 
-    monkeypatch.setattr(notifications, "send_webhook", fake_send)
-    monkeypatch.setattr(
-        webhooks.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.215.14", 443))]
-    )
-    opts = {
-        "webhook_url": "https://hooks.example.com/t",
-        "webhook_secret": "k" * 16,
-        "batch_size": 2,
-    }
+    # Given a receiver (on 127.0.0.1, allowed as in the local cloud) that verifies with the
+    # standardwebhooks library and answers 500, and the webhook queue
+    secret = "whsec_" + "c2lnbmluZy1rZXktb2YtdGhlLXRlc3QtcmVjZWl2ZXI="
+    received: list[Any] = []
+
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers["content-length"]))
+        received.append(Webhook(secret).verify(body, dict(request.headers.items())))
+        request.send_response(500)
+        request.send_header("content-length", "0")
+        request.end_headers()
+
+    server = BackgroundHttpServer(handle, name="receiver").start()
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="tandem-WebhookQueue")["QueueUrl"]
+    monkeypatch.setenv("WEBHOOK_QUEUE_URL", queue_url)
+    monkeypatch.setenv("ALLOW_PRIVATE_WEBHOOKS", "true")
+    get_settings.cache_clear()
+    opts = {"webhook_url": f"{server.url}/hook", "webhook_secret": secret, "batch_size": 2}
     put("inbox/u/docs.jsonl", json.dumps({"id": "a", "text": "alpha"}).encode())
     from tandem_common.usecases.intake import JobIntake
 
@@ -422,14 +429,28 @@ def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
     )
     pre = run_preprocess(load_handler, lambda_context, event)
     fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
+    # When deliver finishes the job
     out = load_handler("deliver").lambda_handler(
         {"job_id": JOB, "batch_results": []}, lambda_context
     )
+    # Then the job succeeded, its webhook is pending and attempt 1 is on the queue
     assert out["status"] == "SUCCEEDED"
-    assert sent == [
+    item = job_item(JOB)
+    assert item is not None and item["webhook"]["state"] == "pending"
+    (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    assert json.loads(message["Body"]) == {"job_id": JOB, "attempt": 1, "not_before": 0}
+    # When the webhook function runs that attempt and the receiver answers 500
+    record = {**event("webhook", "sqs_attempt")["Records"][0], "body": message["Body"]}
+    result = load_handler("webhook").lambda_handler({"Records": [record]}, lambda_context)
+    server.close()
+    # Then the receiver verified the signed body, the job is still SUCCEEDED, the webhook
+    # pending with attempt 2 scheduled
+    assert result == {"batchItemFailures": []}
+    assert received == [
         {
-            "url": "https://hooks.example.com/t",
-            "payload": {
+            "type": "job.succeeded",
+            "timestamp": item["finished_at"],
+            "data": {
                 "job_id": JOB,
                 "status": "SUCCEEDED",
                 "counts": out["counts"],
@@ -438,12 +459,10 @@ def test_deliver_sends_signed_webhook_and_failure_does_not_fail_job(
         }
     ]
     item = job_item(JOB)
-    assert item is not None and item["webhook_result"] == {
-        "delivered": False,
-        "attempts": 3,
-        "status": 500,
-        "error": "HTTP 500",
-    }
+    assert item is not None and item["status"] == "SUCCEEDED"
+    webhook = item["webhook"]
+    assert (webhook["state"], webhook["attempts"], webhook["last_status"]) == ("pending", 1, 500)
+    assert webhook["last_error"] == "HTTP 500" and webhook["queued_attempt"] == 2
 
 
 # --- fail -------------------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 The Lambda layer, the CLI, the local cloud, the benchmarks and the tests import these instead of
 copying them. Standard library only, so anything can import it: job-id rules per entry path, the
 execution name and ARN, the job statuses, the S3 prefixes and keys of a job (`JobPaths`), the
-input formats, and the template's function names.
+input formats, the webhook names (Standard Webhooks), and the template's function names.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
 from typing import Literal
@@ -190,6 +192,44 @@ def input_format(key: str) -> InputFormat:
     return "text"
 
 
+# ---------------------------------------------------------------------- webhooks
+# Standard Webhooks 1.0 (standardwebhooks.com): a symmetric secret is "whsec_" + the base64 of
+# 24 to 64 random bytes; receivers' libraries (`standardwebhooks.Webhook(secret)`) take it as is.
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+WEBHOOK_KEY_BYTES = (24, 64)
+WEBHOOK_SECRET_FORMAT = (
+    f"a Standard Webhooks secret: '{WEBHOOK_SECRET_PREFIX}' followed by the base64 of "
+    f"{WEBHOOK_KEY_BYTES[0]} to {WEBHOOK_KEY_BYTES[1]} random bytes"
+)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def webhook_secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_` secret (the bytes its base64 encodes); ValueError otherwise."""
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    if encoded == secret or not _BASE64.match(encoded):
+        raise ValueError(f"webhook_secret must be {WEBHOOK_SECRET_FORMAT}")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"webhook_secret must be {WEBHOOK_SECRET_FORMAT}") from exc
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"webhook_secret must be {WEBHOOK_SECRET_FORMAT}; it has {len(key)} bytes")
+    return key
+
+
+def webhook_event_type(status: str) -> str:
+    """The webhook payload's `type` of a finished job: `job.succeeded|job.partial|job.failed`."""
+    return f"job.{status.lower()}"
+
+
+def webhook_message_id(job_id: str, event_type: str) -> str:
+    """`webhook-id` of one event: the same on every retry of it, different for every other
+    event, and free of "." (the spec signs `{id}.{timestamp}.{body}`)."""
+    return "msg_" + uuid.uuid5(JOB_NAMESPACE, f"webhook:{job_id}:{event_type}").hex
+
+
 # ---------------------------------------------------------------------- functions
 # The template's functions (logical ids), in pipeline order; locally each is `<stack>-<id>`.
 FUNCTIONS: tuple[str, ...] = (
@@ -200,4 +240,5 @@ FUNCTIONS: tuple[str, ...] = (
     "DeliverFunction",
     "FailFunction",
     "WatchdogFunction",
+    "WebhookFunction",
 )

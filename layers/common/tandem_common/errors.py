@@ -4,19 +4,28 @@ from __future__ import annotations
 
 
 class TandemError(Exception):
-    """Base class: `code` is the machine-readable error code, `status` the HTTP status."""
+    """Base class: `code` is the machine-readable error code, `status` the HTTP status, `param`
+    the request field at fault where there is one (the OpenAI-compatible routes report it)."""
 
     code = "internal_error"
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param
 
 
 class InvalidRequest(TandemError):
     code = "invalid_request"
     status = 422
+
+
+class BadRequest(TandemError):
+    """A request field the OpenAI-compatible routes refuse: 400, as OpenAI answers."""
+
+    code = "invalid_request"
+    status = 400
 
 
 class MalformedRequest(TandemError):
@@ -36,6 +45,10 @@ class NotFound(TandemError):
 
 class JobNotFound(NotFound):
     pass
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
 
 
 class JobNotFinished(TandemError):

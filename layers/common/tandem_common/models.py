@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from tandem_common.contracts import TERMINAL_STATUSES, JobStatus
+from tandem_common.contracts import (
+    TERMINAL_STATUSES,
+    WEBHOOK_SECRET_FORMAT,
+    JobStatus,
+    webhook_secret_key,
+)
 
 __all__ = ["TERMINAL_STATUSES", "JobStatus"]  # re-exported: the contracts are their home
 
@@ -36,7 +50,16 @@ class JobOptions(_Strict):
     chunk_overlap: int | None = Field(default=None, ge=0, le=128)
     batch_size: int | None = Field(default=None, ge=1, le=256)
     webhook_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = None
+    webhook_secret: str | None = Field(
+        default=None, max_length=256, description=f"Signs the webhook: {WEBHOOK_SECRET_FORMAT}"
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            webhook_secret_key(value)  # ValueError naming the expected format
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> JobOptions:
@@ -120,6 +143,29 @@ class DocumentFailure(BaseModel):
     reason: str
 
 
+WebhookState = Literal["pending", "delivered", "failed", "stopped"]
+
+
+class WebhookOutcome(BaseModel):
+    """A job's webhook: on the job record and in GET /v1/jobs/{id} (never the URL's secret).
+
+    `pending` until an attempt gets a 2xx (`delivered`), a 410 (`stopped`), or the last of
+    `max_attempts` (the webhook function's schedule, set by the first attempt) fails
+    (`failed`). Times are ISO-8601; `next_attempt_at` only while pending."""
+
+    id: str  # the `webhook-id` header: the same on every attempt
+    state: WebhookState = "pending"
+    attempts: int = 0
+    max_attempts: int | None = None
+    last_status: int | None = None  # HTTP status of the last attempt (None: no response)
+    last_error: str | None = None
+    created_at: str
+    first_attempt_at: str | None = None
+    last_attempt_at: str | None = None
+    next_attempt_at: str | None = None
+    queued_attempt: int = 0  # the latest attempt put on the webhook queue
+
+
 class JobRecord(BaseModel):
     """One item of the jobs table."""
 
@@ -142,7 +188,7 @@ class JobRecord(BaseModel):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     notified_at: str | None = None
-    webhook_result: dict[str, Any] | None = None
+    webhook: WebhookOutcome | None = None
     retry_of: str | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
     retries: list[str] = []  # ids of the retry jobs made from this one
 
@@ -190,6 +236,7 @@ class JobView(BaseModel):
     failed_documents: list[DocumentFailure] = []
     retry_of: str | None = None
     retries: list[str] = []
+    webhook: WebhookOutcome | None = None
     links: JobLinks
 
 
@@ -234,20 +281,78 @@ class UploadTicket(BaseModel):
     headers: dict[str, str]
 
 
-class EmbeddingsRequest(BaseModel):
-    """OpenAI-compatible `POST /v1/embeddings` body (extra OpenAI fields are accepted)."""
+# --- OpenAI-compatible routes: /v1/embeddings, /v1/models ------------------------------------
 
-    input: str | list[str]
+EMBEDDINGS_MAX_INPUTS = 256  # a request's texts; more go through a job (POST /v1/jobs)
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+TEXT_ONLY_MESSAGE = (
+    "Token arrays are not supported: send text. The model has its own WordPiece tokenizer and "
+    "cannot read another tokenizer's token ids (with LangChain's OpenAIEmbeddings, set "
+    "check_embedding_ctx_length=False)."
+)
+
+
+def _bad_input(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_input", message)
+
+
+def _is_token_array(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int) and not isinstance(x, bool) for x in value
+    )
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's `POST /v1/embeddings` body. `user` and fields this model does not name are
+    accepted and ignored; `model` and `dimensions` are checked against the served model by the
+    route (settings.ServedModel)."""
+
+    input: (
+        NonEmptyText
+        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=EMBEDDINGS_MAX_INPUTS)]
+    )
     model: str | None = None
-    encoding_format: Literal["float"] | None = None
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: Annotated[StrictInt, Field(ge=1)] | None = None
     user: str | None = None
-    dimensions: int | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: object) -> object:
+        """One clear error per bad input, naming its index (the schema types say the same)."""
+        if isinstance(value, str):
+            if not value.strip():
+                raise _bad_input("input must not be empty or only whitespace")
+            return value
+        if not isinstance(value, list):
+            raise _bad_input("input must be a string or a list of strings")
+        if not value:
+            raise _bad_input("input must not be an empty list")
+        if _is_token_array(value):
+            raise _bad_input(TEXT_ONLY_MESSAGE)
+        if len(value) > EMBEDDINGS_MAX_INPUTS:
+            raise _bad_input(
+                f"input has {len(value)} items, at most {EMBEDDINGS_MAX_INPUTS} per request; "
+                "send larger sets as a job (POST /v1/jobs)"
+            )
+        for i, text in enumerate(value):
+            if _is_token_array(text):
+                raise _bad_input(f"input[{i}] is a token array. {TEXT_ONLY_MESSAGE}")
+            if not isinstance(text, str):
+                raise _bad_input(f"input[{i}] must be a string")
+            if not text.strip():
+                raise _bad_input(f"input[{i}] must not be empty or only whitespace")
+        return value
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
 
 
 class EmbeddingItem(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float]
+    # floats, or with encoding_format "base64" the base64 of the little-endian float32 bytes
+    embedding: list[float] | str
 
 
 class EmbeddingsUsage(BaseModel):
@@ -260,6 +365,34 @@ class EmbeddingsResponse(BaseModel):
     data: list[EmbeddingItem]
     model: str
     usage: EmbeddingsUsage
+
+
+class ModelCard(BaseModel):
+    """OpenAI's model object (`GET /v1/models/{model}`)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int  # Unix seconds; 0: Tandem does not know when the weights were made
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class OpenAIErrorInfo(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """Errors of the OpenAI-compatible routes: `{"error": {"message", "type", "param", "code"}}`,
+    so the OpenAI SDKs raise their typed errors with the message."""
+
+    error: OpenAIErrorInfo
 
 
 # --- state machine payloads -------------------------------------------------------------------

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ResourceNames(BaseModel):
@@ -43,10 +43,68 @@ class ChunkingDefaults(BaseModel):
         return self
 
 
+# Seconds between webhook attempts: the Standard Webhooks spec's example schedule (about 3 days).
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+
 class WebhookPolicy(BaseModel):
+    """Where webhooks may go and how they are retried (template: `WebhookRetrySchedule`)."""
+
     model_config = ConfigDict(frozen=True)
 
     allow_private_webhooks: bool = False
+    webhook_queue_url: str = ""  # the webhook queue (attempts, with per-message DelaySeconds)
+    # delays before attempt 2, 3, ...: one attempt more than delays; "5,300,..." in the env
+    webhook_retry_schedule: tuple[int, ...] = Field(
+        default=DEFAULT_WEBHOOK_RETRY_SCHEDULE, max_length=30
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=30)  # the spec: 15 to 30 s
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _within_a_week(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= delay <= 7 * 86400 for delay in value):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE delays must be 0 to 604800 seconds")
+        return value
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.webhook_retry_schedule) + 1
+
+
+class ServedModel(BaseModel):
+    """The model the endpoint serves, as the OpenAI-compatible routes name and describe it
+    (`/v1/embeddings`, `/v1/models`). Set by the api function's environment in template.yaml;
+    change it with the endpoint's model (`EndpointModelDataUrl`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    # Other names a request's `model` may use (MODEL_ALIASES, comma-separated); answered as `name`.
+    aliases: tuple[str, ...] = ()
+    dimensions: int = Field(default=384, ge=1)
+    # True only for a model trained so that a prefix of its vector is itself an embedding
+    # (Matryoshka), e.g. nomic-embed-text-v1.5. Then `dimensions` below the model's is served
+    # as that prefix, re-normalised, like OpenAI's text-embedding-3. MiniLM is not such a model.
+    truncatable: bool = False
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(a.strip() for a in value.split(",") if a.strip())
+        return value
+
+    def resolve(self, requested: str) -> str | None:
+        """The served name for a request's `model`, or None when it is not this model."""
+        return self.name if requested == self.name or requested in self.aliases else None
 
 
 class Settings(BaseModel):
@@ -55,6 +113,7 @@ class Settings(BaseModel):
     resources: ResourceNames
     chunking: ChunkingDefaults = ChunkingDefaults()
     webhooks: WebhookPolicy = WebhookPolicy()
+    model: ServedModel = ServedModel()
     job_ttl_days: int = Field(default=30, ge=1)
 
     @classmethod
@@ -78,7 +137,18 @@ class Settings(BaseModel):
                 "INLINE_MAP_MAX_BATCHES",
                 "MAP_MAX_CONCURRENCY",
             ),
-            "webhooks": pick("ALLOW_PRIVATE_WEBHOOKS"),
+            "webhooks": pick(
+                "ALLOW_PRIVATE_WEBHOOKS",
+                "WEBHOOK_QUEUE_URL",
+                "WEBHOOK_RETRY_SCHEDULE",
+                "WEBHOOK_TIMEOUT_S",
+            ),
+            "model": {
+                k.removeprefix("model_"): v
+                for k, v in pick(
+                    "MODEL_NAME", "MODEL_ALIASES", "MODEL_DIMENSIONS", "MODEL_TRUNCATABLE"
+                ).items()
+            },
         }
         data.update(pick("JOB_TTL_DAYS"))
         return cls.model_validate(data)

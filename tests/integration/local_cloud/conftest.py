@@ -10,6 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEADLINE_S = 15
+# Webhook retries 1 s apart (4 attempts) instead of the template's days-long schedule
+WEBHOOK_RETRY_SCHEDULE = "1,1,1"
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +22,9 @@ def cloud():
     # A short endpoint deadline (55 s in production, under the runtime's 60 s and the task's
     # 75 s) lets the slow-endpoint test see the deadline answer without waiting a minute.
     with LocalCloud(
-        template=template, endpoint_args=["--request-deadline-s", str(DEADLINE_S)]
+        template=template,
+        endpoint_args=["--request-deadline-s", str(DEADLINE_S)],
+        parameter_overrides={"WebhookRetrySchedule": WEBHOOK_RETRY_SCHEDULE},
     ) as c:
         yield c
 

@@ -257,7 +257,9 @@ def test_a_distributed_maps_result_writer_reads_the_state_input():
         moto_compat.apply()
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="compat-bucket")
-        s3.put_object(Bucket="compat-bucket", Key="items.json", Body=json.dumps([{"n": 1}, {"n": 2}]))
+        s3.put_object(
+            Bucket="compat-bucket", Key="items.json", Body=json.dumps([{"n": 1}, {"n": 2}])
+        )
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         arn = sfn.create_state_machine(
             name="result-writer",

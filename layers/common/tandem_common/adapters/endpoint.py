@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from tandem_common.adapters import aws
 from tandem_common.errors import EndpointError, EndpointUnavailable
 
+F32 = 4  # bytes per float32
 
-def invoke_inline(endpoint_name: str, inputs: list[str]) -> dict[str, Any]:
-    """Synchronous inline call of the SageMaker endpoint."""
+
+@dataclass(frozen=True)
+class InlineVectors:
+    """The endpoint's answer: one row per input, each the little-endian float32 bytes of its
+    vector (the endpoint's `base64-f32` encoding, decoded: exact, and a quarter of JSON's size)."""
+
+    model: str
+    dims: int
+    rows: list[bytes]
+
+
+def invoke_inline(endpoint_name: str, inputs: list[str]) -> InlineVectors:
+    """Synchronous inline call of the SageMaker endpoint; a malformed answer is an EndpointError."""
     try:
         out = aws.sagemaker_runtime().invoke_endpoint(
             EndpointName=endpoint_name,
             ContentType="application/json",
             Accept="application/json",
-            Body=json.dumps({"inputs": inputs, "encoding": "float"}),
+            Body=json.dumps({"inputs": inputs, "encoding": "base64-f32"}),
         )
     except Exception as exc:
         code = aws.error_code(exc)
@@ -25,5 +39,20 @@ def invoke_inline(endpoint_name: str, inputs: list[str]) -> dict[str, Any]:
         if code:
             raise EndpointError(f"the model endpoint failed: {code}") from exc
         raise
-    result: dict[str, Any] = json.loads(out["Body"].read())
-    return result
+    return _parse(json.loads(out["Body"].read()), len(inputs))
+
+
+def _parse(result: Any, count: int) -> InlineVectors:
+    malformed = EndpointError("the model endpoint returned a malformed response")
+    if not isinstance(result, dict):
+        raise malformed
+    outputs, dims = result.get("outputs"), result.get("dims")
+    if not isinstance(outputs, list) or len(outputs) != count or not isinstance(dims, int):
+        raise malformed
+    try:
+        rows = [base64.b64decode(row, validate=True) for row in outputs]
+    except (TypeError, ValueError):  # not a string, not ASCII, not base64
+        raise malformed from None
+    if dims < 1 or any(len(row) != dims * F32 for row in rows):
+        raise malformed
+    return InlineVectors(model=str(result.get("model") or ""), dims=dims, rows=rows)

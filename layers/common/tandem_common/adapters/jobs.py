@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from tandem_common.adapters import aws
 from tandem_common.contracts import NON_TERMINAL_STATUSES, TERMINAL_STATUSES, JobStatus
 from tandem_common.errors import InvalidTransition, JobNotFound
-from tandem_common.models import Counts, DocumentFailure, ErrorInfo, JobRecord
+from tandem_common.models import Counts, DocumentFailure, ErrorInfo, JobRecord, WebhookOutcome
 
 MAX_FAILED_ON_RECORD = 100
 # GSI of the jobs table (template.yaml): status + created_at, for the watchdog's stuck-job query.
@@ -259,3 +259,53 @@ class JobStore:
                 return False
             raise
         return True
+
+    def _conditional_update(self, job_id: str, **request: Any) -> bool:
+        """One update_item on the job's item; False when its condition did not hold."""
+        try:
+            self.client.update_item(TableName=self._table, Key={"job_id": {"S": job_id}}, **request)
+        except Exception as exc:
+            if self._is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def start_webhook(self, job_id: str, outcome: WebhookOutcome) -> WebhookOutcome | None:
+        """Store the job's webhook outcome unless it has one: a repeat keeps the first. Returns
+        the stored outcome (None when the job does not exist)."""
+        self._conditional_update(
+            job_id,
+            UpdateExpression="SET #w = :w",
+            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(#w)",
+            ExpressionAttributeNames={"#w": "webhook"},
+            ExpressionAttributeValues=_values(w=outcome.model_dump(exclude_none=True)),
+        )
+        job = self.get(job_id)
+        return job.webhook if job is not None else None
+
+    def record_webhook_attempt(self, job_id: str, outcome: WebhookOutcome) -> bool:
+        """Store the outcome of attempt `outcome.attempts`, iff the stored one is still pending
+        after the attempt before it (compare-and-set): of two consumers of the same attempt,
+        one writes. Returns True when this write happened."""
+        return self._conditional_update(
+            job_id,
+            UpdateExpression="SET #w = :w",
+            ConditionExpression="#w.#state = :pending AND #w.#attempts = :previous",
+            ExpressionAttributeNames={"#w": "webhook", "#state": "state", "#attempts": "attempts"},
+            ExpressionAttributeValues=_values(
+                w=outcome.model_dump(exclude_none=True),
+                pending="pending",
+                previous=outcome.attempts - 1,
+            ),
+        )
+
+    def mark_webhook_queued(self, job_id: str, attempt: int) -> bool:
+        """Note that attempt `attempt` is on the webhook queue (the number only ever rises).
+        Returns True when this call raised it."""
+        return self._conditional_update(
+            job_id,
+            UpdateExpression="SET #w.#queued = :attempt",
+            ConditionExpression="#w.#queued < :attempt",
+            ExpressionAttributeNames={"#w": "webhook", "#queued": "queued_attempt"},
+            ExpressionAttributeValues=_values(attempt=attempt),
+        )

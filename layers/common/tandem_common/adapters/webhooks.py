@@ -1,29 +1,70 @@
-"""Signed webhooks: URL validation against SSRF, HMAC-SHA256 signatures, bounded delivery.
+"""Webhooks over HTTP, per Standard Webhooks 1.0: URL checks against SSRF, signing, one attempt.
 
-Signature: `X-Tandem-Signature: v1=<hex hmac_sha256(secret, f"{ts}.{body}")>` with
-`X-Tandem-Timestamp: <epoch s>`. Delivery never follows redirects.
+Signing (standardwebhooks.com): `webhook-id` (the same on every retry of an event),
+`webhook-timestamp` (epoch s of this attempt) and
+`webhook-signature: v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>`, where the key is
+the base64 after `whsec_` (`contracts.webhook_secret_key`).
+
+Connecting: the host is resolved once and every answer must be a public address (unless
+`allow_private`, the local cloud); the request then goes to one of those validated addresses
+through urllib3, with the Host header, TLS SNI and the certificate check on the URL's hostname.
+No second lookup happens, so a DNS answer that changes after the check (rebinding) cannot
+redirect the request. Redirects are never followed and urllib3 retries nothing: retries are the
+webhook queue's (`usecases/webhook_delivery.py`). urllib3 ships with botocore in the Lambda
+runtime.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
-import json
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import urllib3
+
+from tandem_common.contracts import WEBHOOK_SECRET_PREFIX, webhook_secret_key
 from tandem_common.errors import WebhookRefused
 
-SIGNATURE_HEADER = "X-Tandem-Signature"
-TIMESTAMP_HEADER = "X-Tandem-Timestamp"
-USER_AGENT = "tandem-webhooks/1"
+USER_AGENT = "tandem-webhooks/2"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+
+# host, port -> the addresses it resolves to (injectable: tests answer for DNS)
+Resolver = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one attempt goes: the URL's parts, and the one validated address to connect to."""
+
+    scheme: str
+    host: str  # the URL's hostname: Host header, SNI and certificate name
+    port: int
+    path: str  # path and query, as sent in the request line
+    address: str  # the resolved, validated IP
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """One attempt's answer: a status, or an error (no response), and Retry-After if given."""
+
+    status: int | None
+    error: str | None = None
+    retry_after_s: float | None = None
 
 
 def _address_refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -40,11 +81,35 @@ def _address_refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def validate_webhook_url(url: str, allow_private: bool = False) -> None:
-    """Refuse anything but https to a public address (after DNS resolution).
+def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to (IPv4 first: Lambda outside a VPC has no IPv6 egress)."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    addresses = [str(info[4][0]).split("%", 1)[0] for info in infos]
+    return sorted(dict.fromkeys(addresses), key=lambda a: ":" in a)
+
+
+def _addresses(host: str, port: int, resolve: Resolver) -> list[str]:
+    """An IP literal as it is; a name through `resolve`, once."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookRefused(f"webhook host does not resolve: {host}") from exc
+    if not addresses:
+        raise WebhookRefused(f"webhook host does not resolve: {host}")
+    return addresses
+
+
+def resolve_target(
+    url: str, allow_private: bool = False, resolve: Resolver = system_resolve
+) -> Target:
+    """Check the URL and resolve its host once: https only, to a public address (after DNS).
 
     With `allow_private` (local cloud only) http and private/loopback targets are allowed.
-    """
+    Raises `WebhookRefused` with the reason."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -57,121 +122,129 @@ def validate_webhook_url(url: str, allow_private: bool = False) -> None:
         raise WebhookRefused("webhook_url has no host")
     if parts.username or parts.password:
         raise WebhookRefused("webhook_url must not carry credentials")
-    if allow_private:
-        return
-    try:
-        literal = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if _address_refused(literal):
-            raise WebhookRefused("webhook_url points at a private or reserved address")
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise WebhookRefused(f"webhook host does not resolve: {parts.hostname}") from exc
-    if not infos:
-        raise WebhookRefused(f"webhook host does not resolve: {parts.hostname}")
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]
-        if _address_refused(ipaddress.ip_address(address)):
-            raise WebhookRefused("webhook_url resolves to a private or reserved address")
+    host = parts.hostname
+    port = port or (443 if parts.scheme == "https" else 80)
+    addresses = _addresses(host, port, resolve)
+    if not allow_private:
+        for address in addresses:
+            if _address_refused(ipaddress.ip_address(address)):
+                raise WebhookRefused("webhook_url points at a private or reserved address")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, host, port, path, addresses[0])
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+def validate_webhook_url(
+    url: str, allow_private: bool = False, resolve: Resolver = system_resolve
+) -> None:
+    """`resolve_target` for its checks only (POST /v1/jobs refuses a bad target with a 422)."""
+    resolve_target(url, allow_private, resolve)
 
 
-def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:
-    ts = int(time.time() if now is None else now)
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: a `whsec_` secret's bytes. A job stored before secrets had to be
+    `whsec_` (a retry copies its secret) is signed with the secret's UTF-8 bytes as the key
+    (`standardwebhooks.Webhook(secret.encode())` verifies it)."""
+    if secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return webhook_secret_key(secret)
+    return secret.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def signed_headers(
+    secret: str, msg_id: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
+    timestamp = int(time.time() if now is None else now)
     return {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        TIMESTAMP_HEADER: str(ts),
-        SIGNATURE_HEADER: sign(secret, ts, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, msg_id, timestamp, body),
     }
 
 
-def verify_signature(
-    secret: str,
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds from `now`: delta-seconds or an HTTP-date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def post(
+    target: Target,
     body: bytes,
     headers: Mapping[str, str],
-    tolerance_s: int = 300,
-    now: float | None = None,
-) -> bool:
-    """Receiver side: check the signature and that the timestamp is within the replay window."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+    timeout: float,
+    ca_certs: str | None = None,
+) -> HttpResult:
+    """POST to `target.address` only; Host, SNI and the certificate check use `target.host`.
+    `ca_certs` (tests) replaces the system's trust store."""
+    limit = urllib3.Timeout(total=timeout)
+    pool: urllib3.HTTPConnectionPool
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=limit,
+            maxsize=1,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(
+            target.address, target.port, timeout=limit, maxsize=1, retries=False
+        )
     try:
-        ts = int(lowered[TIMESTAMP_HEADER.lower()])
-        given = lowered[SIGNATURE_HEADER.lower()]
-    except (KeyError, ValueError):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(given, sign(secret, ts, body))
+        with pool:
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers={**headers, "host": target.host_header},
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+            response.close()  # the body is not read: a receiver's answer is its status
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return HttpResult(None, f"{type(exc).__name__}: {exc}"[:300])
+    retry_after = retry_after_seconds(response.headers.get("retry-after"), time.time())
+    return HttpResult(response.status, None, retry_after)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx becomes an HTTPError: never follow it
+Poster = Callable[[Target, bytes, Mapping[str, str], float], HttpResult]
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
-@dataclass
-class DeliveryResult:
-    delivered: bool
-    attempts: int
-    status: int | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-    with _opener.open(request, timeout=timeout) as response:
-        return int(response.status)
-
-
-def send_webhook(
+def send_signed(
     url: str,
     secret: str,
-    payload: Mapping[str, Any],
+    msg_id: str,
+    body: bytes,
     *,
     allow_private: bool = False,
-    attempts: int = 3,
-    timeout: float = 5.0,
-    backoff_s: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-    post: Callable[[str, bytes, dict[str, str], float], int] = _post,
-) -> DeliveryResult:
-    """Validate (again, at send time) and POST the signed payload; retry 5xx/429/network errors."""
+    timeout: float = 15.0,
+    resolve: Resolver = system_resolve,
+    send: Poster = post,
+    now: float | None = None,
+) -> HttpResult:
+    """One attempt: resolve and check the target (again, at send time), sign, POST. A refused
+    target is an error result, and nothing is sent."""
     try:
-        validate_webhook_url(url, allow_private)
+        target = resolve_target(url, allow_private, resolve)
     except WebhookRefused as exc:
-        return DeliveryResult(False, 0, error=exc.message)
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    result = DeliveryResult(False, 0)
-    for attempt in range(1, attempts + 1):
-        result.attempts = attempt
-        try:
-            status = post(url, body, signed_headers(secret, body), timeout)
-            result.status, result.error = status, None
-            if 200 <= status < 300:
-                result.delivered = True
-                return result
-        except urllib.error.HTTPError as exc:
-            result.status, result.error = exc.code, f"HTTP {exc.code}"
-            if 300 <= exc.code < 500 and exc.code != 429:
-                return result  # redirects and client errors are final
-        except (urllib.error.URLError, OSError) as exc:
-            result.status, result.error = None, f"{type(exc).__name__}: {exc}"[:300]
-        if attempt < attempts:
-            sleep(backoff_s * 2 ** (attempt - 1))
-    return result
+        return HttpResult(None, exc.message)
+    return send(target, body, signed_headers(secret, msg_id, body, now), timeout)

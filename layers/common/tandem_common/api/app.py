@@ -2,19 +2,23 @@
 one place where errors become responses.
 
 Errors are `{"error": {"code", "message"}}`: malformed JSON 400, validation 422, unknown 404,
-oversized 413, endpoint trouble 502/503, anything unexpected 500.
+oversized 413, endpoint trouble 502/503, anything unexpected 500. On the OpenAI-compatible paths
+(`openai_compat.py`) every error is OpenAI's `{"error": {"message", "type", "param", "code"}}`
+instead, and validation is a 400 as OpenAI answers it (the SDKs raise `BadRequestError`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from tandem_common.api import openai_compat
 from tandem_common.api.routes import check_body_size, router
 from tandem_common.errors import MalformedRequest, TandemError
 from tandem_common.observability import logger
@@ -23,23 +27,33 @@ from tandem_common.settings import get_settings
 settings = get_settings()  # validated at cold start
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(router)
+app.include_router(openai_compat.router)
 app.enable_swagger(path="/docs", title="Tandem API", version="1.0.0")
 
 
-def error_response(status: int, code: str, message: str) -> Response[Any]:
+def error_body(
+    path: str, status: int, code: str, message: str, param: str | None = None
+) -> dict[str, Any]:
+    if openai_compat.is_openai_path(path):
+        return openai_compat.openai_error(status, code, message, param)
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str, param: str | None = None) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": {"code": code, "message": message}},
+        body=error_body(app.current_event.path, status, code, message, param),
     )
 
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_json() -> Response[Any]:
+    schema = json.loads(app.get_openapi_json_schema(title="Tandem API", version="1.0.0"))
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="Tandem API", version="1.0.0"),
+        body=openai_compat.without_validation_422(schema),
     )
 
 
@@ -47,7 +61,7 @@ def openapi_json() -> Response[Any]:
 def handle_domain_error(exc: TandemError) -> Response[Any]:
     if exc.status >= 500:
         logger.warning("request failed", extra={"code": exc.code})
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.param)
 
 
 @app.exception_handler(RequestValidationError)
@@ -55,11 +69,31 @@ def handle_validation_error(exc: RequestValidationError) -> Response[Any]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "request body is not valid JSON")
+    if openai_compat.is_openai_path(app.current_event.path):
+        return _openai_validation_error(errors)
     details = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
         for e in errors[:10]
     )
     return error_response(422, "validation_error", details or "invalid request")
+
+
+def _openai_validation_error(errors: Sequence[Any]) -> Response[Any]:
+    """The first problem, as OpenAI words it: 400 with the field in `param`."""
+    first = errors[0] if errors else {}
+    loc = list(first.get("loc", ()))
+    where = loc[1:] if loc and loc[0] in ("body", "path", "query", "header") else loc
+    param = ".".join(str(p) for p in where) or None
+    kind, msg = first.get("type"), first.get("msg", "invalid")
+    if param is None:
+        message = "the request body must be a JSON object"
+    elif kind == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif kind == "invalid_input":  # EmbeddingsRequest's own messages name the field already
+        message = msg
+    else:
+        message = f"Invalid '{param}': {msg}"
+    return error_response(400, "invalid_request", message, param)
 
 
 @app.exception_handler(RecursionError)
@@ -85,10 +119,11 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         check_body_size(event.get("rawPath", ""), event.get("body"))
         check_body_text(event)
     except TandemError as exc:  # before parsing: never json.loads a body we refuse
+        body = error_body(event.get("rawPath", ""), exc.status, exc.code, exc.message, exc.param)
         return {
             "statusCode": exc.status,
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps({"error": {"code": exc.code, "message": exc.message}}),
+            "body": json.dumps(body),
             "isBase64Encoded": False,
         }
     return app.resolve(event, context)

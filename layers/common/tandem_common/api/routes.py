@@ -1,5 +1,6 @@
-"""The api's routes: jobs, uploads, sync embeddings. Domain errors raise `TandemError`s;
-`handler.py` maps them to `{"error": {"code", "message"}}` responses in one place."""
+"""The api's routes: jobs and uploads (the OpenAI-compatible ones are in `openai_compat.py`).
+Domain errors raise `TandemError`s; `app.py` maps them to `{"error": {"code", "message"}}`
+responses in one place."""
 
 from __future__ import annotations
 
@@ -16,24 +17,13 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
 
-from tandem_common.adapters.endpoint import invoke_inline
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.contracts import JobPaths, api_job_id, s3_uri
-from tandem_common.errors import (
-    EndpointError,
-    InvalidRequest,
-    JobNotFinished,
-    JobNotFound,
-    PayloadTooLarge,
-)
+from tandem_common.errors import InvalidRequest, JobNotFinished, JobNotFound, PayloadTooLarge
 from tandem_common.models import (
     TERMINAL_STATUSES,
     Downloads,
-    EmbeddingItem,
-    EmbeddingsRequest,
-    EmbeddingsResponse,
-    EmbeddingsUsage,
     JobAccepted,
     JobCreate,
     JobLinks,
@@ -50,14 +40,11 @@ from tandem_common.models import (
 from tandem_common.models import ErrorInfo as _ErrorInfo
 from tandem_common.observability import logger
 from tandem_common.settings import Settings, get_settings
-from tandem_common.text.normalise import normalise_text
-from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens
 from tandem_common.usecases.intake import JobIntake
 from tandem_common.usecases.retry import RetryService
 
 MAX_JOB_BODY_BYTES = 5 * 1024 * 1024
 MAX_EMBEDDINGS_BODY_BYTES = 1024 * 1024
-MAX_EMBEDDINGS_INPUTS = 256
 UPLOAD_URL_TTL_S = 900
 DOWNLOAD_URL_TTL_S = 3600
 MAX_SHARDS_PAGE = 1000
@@ -185,6 +172,7 @@ def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
         failed_documents=job.failed_documents,
         retry_of=job.retry_of,
         retries=job.retries,
+        webhook=job.webhook,
         links=_job_link(job.job_id),
     )
 
@@ -287,30 +275,3 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[Any]:
         headers={"Content-Type": request.content_type},
     )
     return _json(201, ticket)
-
-
-@router.post(
-    "/v1/embeddings",
-    summary="OpenAI-compatible synchronous embeddings",
-    responses=_responses(200, EmbeddingsResponse, 502, 503),
-)
-def create_embeddings(request: Annotated[EmbeddingsRequest, Body()]) -> Response[Any]:
-    inputs = [request.input] if isinstance(request.input, str) else request.input
-    if not inputs:
-        raise InvalidRequest("input must not be empty")
-    if len(inputs) > MAX_EMBEDDINGS_INPUTS:
-        raise PayloadTooLarge(f"at most {MAX_EMBEDDINGS_INPUTS} inputs per request")
-    if any(not text.strip() for text in inputs):
-        raise InvalidRequest("input strings must not be empty")
-    svc = services()
-    result = invoke_inline(svc.settings.resources.endpoint_name, inputs)
-    outputs = result.get("outputs")
-    if not isinstance(outputs, list) or len(outputs) != len(inputs):
-        raise EndpointError("the model endpoint returned a malformed response")
-    tokens = sum(count_tokens(normalise_text(t)) + SPECIAL_TOKENS for t in inputs)
-    response = EmbeddingsResponse(
-        data=[EmbeddingItem(index=i, embedding=vec) for i, vec in enumerate(outputs)],
-        model=str(result.get("model") or request.model or "unknown"),
-        usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
-    )
-    return _json(200, response)
