@@ -421,6 +421,11 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
     )
     echo(f"moto (S3, DynamoDB, SQS, Step Functions): {cloud.moto_url}")
     echo(f"endpoint: {cloud.endpoint_url}")
+    if cloud.host != "127.0.0.1":
+        echo(
+            f"listening on {cloud.host}: from a `sam local invoke` container these are "
+            "http://host.docker.internal:<port> (env.json, `--config-env local`)"
+        )
     echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
     if cloud.seed_path is not None:
         echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
