@@ -110,6 +110,7 @@ def local() -> None:
     default=None,
     help="seed file to load once up (events/seed.json: the state the events/ files need)",
 )
+@local_errors
 def local_up(
     port: int, lambda_port: int, moto_port: int, endpoint_port: int, host: str, seed: str | None
 ) -> None:

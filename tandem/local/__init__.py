@@ -7,7 +7,8 @@ event_sources.py (S3 → EventBridge and SQS pollers), schedules.py, endpoint_pr
 real model server), faults.py (what the tests break), inspection.py (jobs and executions, read
 directly), http_server.py (the background HTTP server both services use), state.py (what a
 running `tandem local up` tells other commands), seed.py (`--seed`: the state events/ needs),
-artefact.py + invoke.py (`tandem local invoke`: the built functions without Docker).
+artefact.py + invoke.py (`tandem local invoke`: the built functions without Docker),
+outcomes.py (each event file's stated outcome).
 """
 
 from __future__ import annotations

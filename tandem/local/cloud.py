@@ -94,6 +94,7 @@ class LocalCloud:
         self.moto_port = moto_port
         self.endpoint_port = endpoint_port
         self.seed_path = Path(seed) if seed else None
+        self._seed = load_seed(seed) if seed else None  # a bad file fails before anything starts
         self.state_file = Path(state_file) if state_file else None
         self.parameter_overrides = overrides
         self.seeded: list[str] = []
@@ -184,9 +185,9 @@ class LocalCloud:
         )
         self._api.start()
         self.api_url = self._api.url
-        if self.seed_path is not None:
+        if self._seed is not None:
             target = SeedTarget.from_state(self.template.path, self.state())
-            self.seeded = load_seed(self.seed_path).apply(target)
+            self.seeded = self._seed.apply(target)
         self._start_pollers()
         if self.schedule_interval_s:
             self._schedules.start(self.schedule_interval_s)
