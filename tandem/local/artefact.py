@@ -76,9 +76,10 @@ class LocalBuild:
     def python(self) -> str:
         """The python3.13 recorded by `make build-local`."""
         recorded = self.root / "runtime" / "python3.13"
-        if not recorded.is_file():
-            raise ArtefactError(f"{recorded} is missing: run `make build-local`")
-        return recorded.read_text().strip()
+        python = recorded.read_text().strip() if recorded.is_file() else ""
+        if not python or not Path(python).is_file():
+            raise ArtefactError(f"no python3.13 recorded in {recorded}: run `make build-local`")
+        return python
 
 
 def check_runnable(build_dir: Path, layer_dirs: list[Path]) -> None:

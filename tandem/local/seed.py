@@ -124,6 +124,9 @@ class SeedTarget:
     def __init__(self, template: LocalTemplate, state: LocalCloudState) -> None:
         from botocore.config import Config
 
+        missing = [n for n in ("moto_url", "endpoint_url", "lambda_url") if not getattr(state, n)]
+        if missing:  # an empty endpoint URL would send these clients to AWS itself
+            raise SeedError(f"seeding needs the local cloud's {', '.join(missing)}")
         self.template = template
         self.functions = template.functions()
         env = self.functions[API].environment
