@@ -14,13 +14,20 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs python3.13 on PATH (the Lambda runtime); pyenv exposes it this way here.
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 ENV ?= dev
+# `tandem local invoke` runs the built functions natively, without Docker: the same build for this
+# machine's architecture in its own folder (.aws-sam/<arch>/build), plus the SDK that the Lambda
+# runtime ships and the layer leaves out (boto3 and friends, at the versions pinned in
+# requirements/dev.txt), and the python3.13 that runs it.
+HOST_ARCH ?= $(shell uname -m | sed -e 's/^aarch64$$/arm64/')
+LOCAL_BUILD := .aws-sam/$(HOST_ARCH)
+RUNTIME_SDK := boto3|botocore|s3transfer|urllib3|python-dateutil|six
 
-.PHONY: help venv lint typecheck template-check hadolint build unit integration test demo local endpoint bench load deploy lock clean
+.PHONY: help venv lint typecheck template-check hadolint build build-local unit integration test demo local endpoint bench load deploy lock clean
 
 help:
 	@echo "make demo   - set up (first run) and run the whole pipeline locally on samples/"
 	@echo "make test   - set up (first run) and run every check: lint, types, template, build, tests"
-	@echo "other: venv lint typecheck template-check hadolint build unit integration local endpoint bench load deploy lock clean"
+	@echo "other: venv lint typecheck template-check hadolint build build-local unit integration local endpoint bench load deploy lock clean"
 
 venv: $(STAMP)
 $(STAMP): requirements/dev.txt pyproject.toml layers/common/pyproject.toml endpoint/pyproject.toml
@@ -54,6 +61,19 @@ hadolint: venv
 
 build: venv
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel
+
+build-local: venv $(LOCAL_BUILD)/runtime/.installed
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel --parameter-overrides Architecture=$(HOST_ARCH) \
+		--build-dir $(LOCAL_BUILD)/build --cache-dir $(LOCAL_BUILD)/cache
+
+$(LOCAL_BUILD)/runtime/.installed: requirements/dev.txt
+	rm -rf $(LOCAL_BUILD)/runtime
+	mkdir -p $(LOCAL_BUILD)/runtime
+	grep -E '^($(RUNTIME_SDK))==' requirements/dev.txt > $(LOCAL_BUILD)/runtime/requirements.txt
+	PYENV_VERSION=$(SAM_PYENV) python3.13 -m pip install --quiet --disable-pip-version-check --no-deps \
+		--only-binary=:all: --target $(LOCAL_BUILD)/runtime/python -r $(LOCAL_BUILD)/runtime/requirements.txt
+	PYENV_VERSION=$(SAM_PYENV) python3.13 -c 'import sys; print(sys.executable)' > $(LOCAL_BUILD)/runtime/python3.13
+	touch $@
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost

@@ -21,6 +21,7 @@ from tandem.results import merge_shards
 from tandem.submission import NoSuchInput, collect_files, submit_files
 
 F = TypeVar("F", bound=Callable[..., Any])
+REPO_TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
 api_option = click.option(
     "--api",
@@ -35,17 +36,36 @@ stack_option = click.option(
 )
 
 
-def friendly_errors(fn: F) -> F:
-    """API and input errors as one-line CLI errors (exit 1), not tracebacks."""
+def _one_line_errors(errors: Callable[[], tuple[type[Exception], ...]]) -> Callable[[F], F]:
+    """These errors as one-line CLI errors (exit 1), not tracebacks; `errors` is called at run
+    time, so a command's heavy modules are imported only when it runs."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (TandemApiError, NoSuchInput, RedriveError) as exc:
-            raise click.ClickException(str(exc)) from None
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except errors() as exc:
+                raise click.ClickException(str(exc)) from None
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+friendly_errors = _one_line_errors(lambda: (TandemApiError, NoSuchInput, RedriveError))
+
+
+def _local_errors() -> tuple[type[Exception], ...]:
+    from tandem.local.invoke import InvokeError
+    from tandem.local.seed import SeedError
+    from tandem.local.state import NoLocalCloud
+
+    return (InvokeError, SeedError, NoLocalCloud)
+
+
+# a missing local cloud or build, or a bad argument: one line, exit 1, like SAM's errors
+local_errors = _one_line_errors(_local_errors)
 
 
 @click.group()
@@ -66,14 +86,183 @@ def local() -> None:
     show_default=True,
     help="Lambda Invoke API port (like `sam local start-lambda`)",
 )
-def local_up(port: int, lambda_port: int) -> None:
+@click.option(
+    "--moto-port",
+    default=3002,
+    show_default=True,
+    help="moto server port (S3, DynamoDB, SQS, Step Functions): env.json's AWS_ENDPOINT_URL",
+)
+@click.option(
+    "--endpoint-port",
+    default=3003,
+    show_default=True,
+    help="model endpoint port: env.json's AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address every service binds; 0.0.0.0 lets `sam local invoke` containers reach them "
+    "(it also exposes them, unauthenticated, to your network)",
+)
+@click.option(
+    "--seed",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="seed file to load once up (events/seed.json: the state the events/ files need)",
+)
+@local_errors
+def local_up(
+    port: int, lambda_port: int, moto_port: int, endpoint_port: int, host: str, seed: str | None
+) -> None:
     """Start the local cloud and serve until Ctrl-C."""
-    from tandem.local.cloud import LocalCloud, serve_until_stopped
+    from tandem.local.cloud import STATE_FILE, LocalCloud, serve_until_stopped
 
     click.echo("starting the local cloud (the endpoint loads the model; this can take a while)...")
-    with LocalCloud(api_port=port, lambda_port=lambda_port) as cloud:
+    cloud = LocalCloud(
+        api_port=port,
+        lambda_port=lambda_port,
+        moto_port=moto_port,
+        endpoint_port=endpoint_port,
+        host=host,
+        seed=seed,
+        state_file=STATE_FILE,
+    )
+    with cloud:
         serve_until_stopped(cloud, click.echo)
     click.echo("stopped")
+
+
+local_cloud_options = [
+    click.option(
+        "--state-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="the running local cloud's state file (default .tandem/local-cloud.json, written "
+        "by `tandem local up`)",
+    ),
+    click.option("--moto-url", default=None, help="instead of the state file: the moto URL"),
+    click.option(
+        "--endpoint-url", default=None, help="instead of the state file: the endpoint URL"
+    ),
+    click.option("--lambda-url", default=None, help="instead of the state file: the Lambda URL"),
+]
+
+
+def with_local_cloud_options(fn: F) -> F:
+    for option in reversed(local_cloud_options):
+        fn = option(fn)
+    return fn
+
+
+@local.command("invoke")
+@click.argument("function_logical_id", required=False)
+@click.option(
+    "-e",
+    "--event",
+    default=None,
+    help="JSON file with the event passed to the function ('-' reads stdin); default {}",
+)
+@click.option(
+    "-n",
+    "--env-vars",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON file of environment variable values, as for `sam local invoke`",
+)
+@click.option(
+    "-t",
+    "--template",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="the built template (default .aws-sam/<this machine's arch>/build/template.yaml, "
+    "from `make build-local`)",
+)
+@click.option(
+    "--parameter-overrides",
+    default=None,
+    help="template parameters, 'Key=Value Key2=Value2' (added to the local cloud's)",
+)
+@with_local_cloud_options
+@local_errors
+def local_invoke(
+    function_logical_id: str | None,
+    event: str | None,
+    env_vars: str | None,
+    template: str | None,
+    parameter_overrides: str | None,
+    state_file: str | None,
+    moto_url: str | None,
+    endpoint_url: str | None,
+    lambda_url: str | None,
+) -> None:
+    """Invoke a built function once, like `sam local invoke` but without Docker.
+
+    The function runs from `make build-local`'s artefact in a fresh python3.13 process, with its
+    environment from the template resolved against the running `tandem local up`, then
+    --env-vars. Its response goes to stdout, logs to stderr; the exit status is 0 whether the
+    function succeeded or not.
+    """
+    from tandem.local.cloud import LOCAL_PARAMETERS
+    from tandem.local.invoke import invoke
+    from tandem.local.state import find_local_cloud
+
+    event_text = _read_event(event)
+    overrides = _parameters(parameter_overrides)
+    state = find_local_cloud(
+        state_file, moto_url, endpoint_url, lambda_url, overrides, LOCAL_PARAMETERS
+    )
+    outcome = invoke(
+        function_logical_id,
+        event_text,
+        state,
+        Path(template) if template else None,
+        env_vars,
+        log=lambda text: click.echo(text, err=True, nl=False),
+    )
+    click.echo(outcome.payload, nl=False)
+    click.echo("", err=True)
+
+
+@local.command("seed")
+@click.argument("seed_file", type=click.Path(exists=True, dir_okay=False))
+@with_local_cloud_options
+@local_errors
+def local_seed(
+    seed_file: str,
+    state_file: str | None,
+    moto_url: str | None,
+    endpoint_url: str | None,
+    lambda_url: str | None,
+) -> None:
+    """(Re)apply a seed file to a running local cloud: its jobs go back to the seeded state."""
+    from tandem.local.cloud import LOCAL_PARAMETERS
+    from tandem.local.seed import SeedTarget, load_seed
+    from tandem.local.state import find_local_cloud
+
+    seed = load_seed(seed_file)
+    state = find_local_cloud(state_file, moto_url, endpoint_url, lambda_url, {}, LOCAL_PARAMETERS)
+    built = seed.apply(SeedTarget.from_state(REPO_TEMPLATE, state))
+    click.echo(f"seeded {len(seed.objects)} object(s); jobs: {', '.join(built) or 'none'}")
+
+
+def _read_event(event: str | None) -> str:
+    if event is None:
+        return "{}"
+    try:
+        with click.open_file(event, "r", encoding="utf-8") as fp:
+            return str(fp.read())
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _parameters(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    from samcli.cli.types import CfnParameterOverridesType
+
+    parsed: dict[str, str] = CfnParameterOverridesType().convert(text, None, None)
+    return parsed
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Ingest: EventBridge S3 "Object Created" (inbox/) and SQS job-queue batches → jobs.
 
-SQS batches report partial failures: a poison message fails alone, the others succeed.
+SQS batches report partial failures: a poison message fails alone, the others succeed. Each
+failed record is logged at WARNING with its message id and reason (never the message body).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tandem_common.observability import logger, traced
 from tandem_common.usecases.ingest import (
+    failure_reason,
     ingest,
     submission_from_message,
     submission_from_object_created,
@@ -27,8 +29,16 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    submission = submission_from_message(record.body, record.message_id)
-    result = submit(submission=submission)
+    try:
+        submission = submission_from_message(record.body, record.message_id)
+        result = submit(submission=submission)
+    except Exception as exc:
+        # the batch processor reports the failure; it logs the reason only at DEBUG
+        logger.warning(
+            "sqs record failed",
+            extra={"message_id": record.message_id, "reason": failure_reason(exc)},
+        )
+        raise
     logger.info("job from sqs", extra={"job_id": result["job_id"], "message_id": record.message_id})
     return result
 

@@ -28,10 +28,13 @@ from tandem.local.endpoint_process import EndpointProcess
 from tandem.local.event_sources import S3EventBridgePoller, SqsPoller
 from tandem.local.faults import EndpointFaults, Faults, LambdaFaults, S3PutFaults
 from tandem.local.http_api import LocalHttpApi, routes_from_functions
+from tandem.local.http_server import reachable_host
 from tandem.local.inspection import JobInspector
 from tandem.local.lambda_service import REPO_ROOT, LambdaService
 from tandem.local.meter import RequestMeter
 from tandem.local.schedules import Schedules
+from tandem.local.seed import SeedTarget, load_seed
+from tandem.local.state import STATE_FILE, LocalCloudState, remove_state, write_state
 from tandem.local.template import FunctionSpec, LocalTemplate, create_resources
 
 log = logging.getLogger(__name__)
@@ -40,11 +43,14 @@ log = logging.getLogger(__name__)
 # "sized to the endpoint's capacity" (docs/ARCHITECTURE.md), and small batches keep each forward
 # pass well inside the InvokeEndpoint task's 75 s timeout.
 LOCAL_PARAMETERS = {"MapMaxConcurrency": "2", "BatchSize": "16"}
+# `tandem local up`'s ports (env.json names the moto and endpoint ones for `sam local invoke`).
+DEFAULT_PORTS = {"api": 3000, "lambda": 3001, "moto": 3002, "endpoint": 3003}
+__all__ = ["DEFAULT_PORTS", "LOCAL_PARAMETERS", "STATE_FILE", "LocalCloud", "serve_until_stopped"]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -64,6 +70,11 @@ class LocalCloud:
         sqs_visibility_timeout: int = 2,
         extra_function_env: dict[str, str] | None = None,
         schedule_interval_s: float | None = None,
+        host: str = "127.0.0.1",
+        moto_port: int = 0,
+        endpoint_port: int = 0,
+        seed: str | Path | None = None,
+        state_file: str | Path | None = None,
     ) -> None:
         overrides = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
         self.template = LocalTemplate(template, stack_name=stack_name, overrides=overrides)
@@ -80,6 +91,15 @@ class LocalCloud:
         self.extra_function_env = extra_function_env or {}
         # Schedule events (the watchdog's rate(5 minutes)) fire every N s locally; None: off
         self.schedule_interval_s = schedule_interval_s
+        # every service binds `host` (0.0.0.0: reachable from containers, see the README)
+        self.host = host
+        self.moto_port = moto_port
+        self.endpoint_port = endpoint_port
+        self.seed_path = Path(seed) if seed else None
+        self._seed = load_seed(seed) if seed else None  # a bad file fails before anything starts
+        self.state_file = Path(state_file) if state_file else None
+        self.parameter_overrides = overrides
+        self.seeded: list[str] = []
         self.resources: dict[str, dict[str, Any]] = {}
         self.functions: dict[str, FunctionSpec] = self.template.functions()
         self.moto_url = ""
@@ -127,18 +147,20 @@ class LocalCloud:
             local_queue_visibility=self.sqs_visibility_timeout,
         )
         self._endpoint = EndpointProcess(
-            free_port(),
+            self.endpoint_port or free_port(self.host),
             self.moto_url,
             self.region,
             self.log_dir / "endpoint.log",
             self.endpoint_args,
             self.endpoint_ready_timeout,
+            host=self.host,
         )
         self.endpoint_url = self._endpoint.url
         self._lambda = LambdaService(
             self.functions,
             self._function_env,
             self.log_dir,
+            host=self.host,
             port=self.lambda_port,
             max_workers=self.max_workers,
         )
@@ -163,15 +185,20 @@ class LocalCloud:
         if self.start_endpoint:
             self._endpoint.start()
         self._api = LocalHttpApi(
-            self._lambda, routes_from_functions(self.functions), port=self.api_port
+            self._lambda, routes_from_functions(self.functions), host=self.host, port=self.api_port
         )
         self._api.start()
         self.api_url = self._api.url
+        if self._seed is not None:
+            target = SeedTarget.from_state(self.template.path, self.state())
+            self.seeded = self._seed.apply(target)
         self._start_pollers()
         if self.schedule_interval_s:
             self._schedules.start(self.schedule_interval_s)
         self.startup_s = time.monotonic() - t0
         (self.log_dir / "session.json").write_text(json.dumps(self.describe(), indent=2))
+        if self.state_file is not None:
+            write_state(self.state_file, self.state())
         return self
 
     def _start_moto(self) -> S3PutFaults:
@@ -194,12 +221,10 @@ class LocalCloud:
             self._setenv(k, v)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
-        moto_port = free_port()
-        self._moto_server = ThreadedMotoServer(
-            ip_address="127.0.0.1", port=moto_port, verbose=False
-        )
+        moto_port = self.moto_port or free_port(self.host)
+        self._moto_server = ThreadedMotoServer(ip_address=self.host, port=moto_port, verbose=False)
         self._moto_server.start()
-        self.moto_url = f"http://127.0.0.1:{moto_port}"
+        self.moto_url = f"http://{reachable_host(self.host)}:{moto_port}"
         server = self._moto_server._server  # werkzeug server: requests run `server.app`
         s3_faults = S3PutFaults(server.app)
         self.requests = RequestMeter(s3_faults)
@@ -273,11 +298,13 @@ class LocalCloud:
                         )
                     )
         if buckets and rules:
-            self._pollers.append(S3EventBridgePoller(s3, buckets, rules, invoke))
+            self._pollers.append(S3EventBridgePoller(s3, buckets, rules, invoke).skip_existing())
         for p in self._pollers:
             p.start()
 
     def close(self) -> None:
+        if self.state_file is not None:
+            remove_state(self.state_file)
         if self._schedules is not None:
             self._schedules.stop()
         for p in self._pollers:
@@ -376,6 +403,21 @@ class LocalCloud:
             "skipped": self.template.skipped(),
         }
 
+    def state(self) -> LocalCloudState:
+        """What `tandem local invoke` needs to resolve a function's environment against us."""
+        return LocalCloudState(
+            pid=os.getpid(),
+            stack_name=self.template.stack_name,
+            region=self.region,
+            parameter_overrides=dict(self.parameter_overrides),
+            host=self.host,
+            api_url=self.api_url,
+            lambda_url=self.lambda_url,
+            moto_url=self.moto_url,
+            endpoint_url=self.endpoint_url,
+            log_dir=str(self.log_dir),
+        )
+
 
 def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
     """`tandem local up`: print where everything is, then serve until Ctrl-C or SIGTERM."""
@@ -385,7 +427,14 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
     )
     echo(f"moto (S3, DynamoDB, SQS, Step Functions): {cloud.moto_url}")
     echo(f"endpoint: {cloud.endpoint_url}")
+    if cloud.host != "127.0.0.1":
+        echo(
+            f"listening on {cloud.host}: from a `sam local invoke` container these are "
+            "http://host.docker.internal:<port> (env.json, `--config-env local`)"
+        )
     echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
+    if cloud.seed_path is not None:
+        echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
     echo(f"logs: {cloud.log_dir}")
     echo("ready; Ctrl-C to stop")
     stop = {"flag": False}

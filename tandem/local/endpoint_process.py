@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tandem.local import LOCAL_CREDENTIALS
+from tandem.local.http_server import reachable_host
 
 
 class EndpointProcess:
@@ -30,9 +31,11 @@ class EndpointProcess:
         log_path: Path,
         args: list[str] | None = None,
         ready_timeout: float = 300.0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.host = host  # bind address; `url` is how this machine reaches it
+        self.url = f"http://{reachable_host(host)}:{port}"
         self.moto_url = moto_url
         self.region = region
         self.log_path = log_path
@@ -65,7 +68,7 @@ class EndpointProcess:
             "-m",
             "tandem_endpoint",
             "--host",
-            "127.0.0.1",
+            self.host,
             "--port",
             str(self.port),
             "--enable-fault-injection",

@@ -197,6 +197,14 @@ class S3EventBridgePoller(_Poller):
         self.prefixes = key_prefixes([pattern for _, pattern in rules])
         self.delivered = 0
 
+    def skip_existing(self) -> S3EventBridgePoller:
+        """Take what the buckets hold now as already notified: S3 sends events only for writes
+        made after notifications are on (here: the seed's objects, written before we start)."""
+        for bucket in self.buckets:
+            for v in self._versions(bucket):
+                self.seen.add((bucket, v["Key"], v.get("VersionId") or v["ETag"]))
+        return self
+
     def poll_once(self) -> bool:
         busy = False
         for bucket in self.buckets:

@@ -19,6 +19,12 @@ Handle = Callable[[BaseHTTPRequestHandler], None]
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 
+def reachable_host(bind: str) -> str:
+    """The address this machine's own clients use for a service bound to `bind` (0.0.0.0 binds
+    every interface, loopback included)."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "", "::") else bind  # noqa: S104 - a comparison
+
+
 class BackgroundHttpServer:
     def __init__(self, handle: Handle, host: str = "127.0.0.1", port: int = 0, name: str = "http"):
         class Handler(BaseHTTPRequestHandler):
@@ -36,7 +42,7 @@ class BackgroundHttpServer:
         self.server.daemon_threads = True
         self.host = host
         self.port = int(self.server.server_address[1])
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"http://{reachable_host(host)}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
 
     def start(self) -> BackgroundHttpServer:

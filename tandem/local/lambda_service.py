@@ -65,11 +65,20 @@ class InvokeResult:
         return json.dumps(self.payload).encode()
 
 
-class _Worker:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_file: IO[bytes]) -> None:
+class Worker:
+    """One `lambda_worker` process and its protocol. `argv` runs it (default: this interpreter,
+    `-m tandem.local.lambda_worker`); `stderr` takes the function's logs (a file or PIPE)."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        log_file: IO[bytes] | int,
+        argv: list[str] | None = None,
+    ) -> None:
         self.spec = spec
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tandem.local.lambda_worker", spec.handler],
+            argv or [sys.executable, "-m", "tandem.local.lambda_worker", spec.handler],
             cwd=str(spec.code_dir),
             env=env,
             stdin=subprocess.PIPE,
@@ -141,12 +150,12 @@ class _Pool:
         self.env = env
         self.max_workers = max_workers
         self.log_file = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.idle: list[_Worker] = []
+        self.idle: list[Worker] = []
         self.count = 0
         self.cond = threading.Condition()
         self.closed = False
 
-    def acquire(self) -> _Worker:
+    def acquire(self) -> Worker:
         with self.cond:
             while True:
                 if self.closed:
@@ -162,14 +171,14 @@ class _Pool:
                     break
                 self.cond.wait()
         try:
-            return _Worker(self.spec, self.env, self.log_file)
+            return Worker(self.spec, self.env, self.log_file)
         except Exception:
             with self.cond:
                 self.count -= 1
                 self.cond.notify()
             raise
 
-    def release(self, w: _Worker, discard: bool = False) -> None:
+    def release(self, w: Worker, discard: bool = False) -> None:
         with self.cond:
             if discard or self.closed or not w.alive():
                 self.count -= 1

@@ -27,9 +27,10 @@ settings.load_profile("tandem")
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-BUCKET = "tandem-data"
-JOBS_TABLE = "tandem-jobs"
-IDEMPOTENCY_TABLE = "tandem-idempotency"
+# The local cloud's names for stack `tandem` (tandem/local/template.py), as in events/ and env.json
+BUCKET = "tandem-databucket"
+JOBS_TABLE = "tandem-JobsTable"
+IDEMPOTENCY_TABLE = "tandem-IdempotencyTable"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
 
 ENV = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import BUCKET, job_item, s3_jsonl
+from conftest import BUCKET, JOBS_TABLE, job_item, s3_jsonl
 from tandem_common.contracts import deterministic_job_id
 
 SECRET = "whsec_" + "eA" * 16  # a Standard Webhooks secret (24 bytes)
@@ -86,7 +86,7 @@ def test_bad_job_requests_leave_no_state(api: Any, event: Any) -> None:
         "create_job_foreign_bucket",
     ):
         api(event("api", name))
-    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 0
+    assert boto3.client("dynamodb").scan(TableName=JOBS_TABLE)["Count"] == 0
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
 
 
@@ -129,7 +129,7 @@ def test_get_job_hides_secret_and_lists_downloads_when_finished(
     assert "webhook_secret" not in json.dumps(body) and SECRET not in json.dumps(body)
 
     # When it has finished
-    store = JobStore("tandem-jobs")
+    store = JobStore(JOBS_TABLE)
     store.mark_running(job_id)
     manifest = f"s3://{BUCKET}/jobs/{job_id}/result/manifest.json"
     store.finish(job_id, "SUCCEEDED", Counts(documents=1, chunks=1, embedded=1), manifest, [])

@@ -3,6 +3,7 @@ upload is the one the ingest function gives the object's S3 event."""
 
 from __future__ import annotations
 
+from conftest import BUCKET
 from tandem_common.usecases.ingest import submission_from_object_created
 
 from tandem import submission
@@ -36,10 +37,10 @@ def test_cli_predicts_the_s3_job_id_the_ingest_function_assigns() -> None:
     # `tandem submit` predicts the job an upload makes from the PUT's answer (version, ETag);
     # unversioned ("null") and versioned objects both hash as ingest does
     for version in ("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "null", None):
-        event = _object_created("tandem-data", "inbox/a b.txt", version, "9b2cf535f27731c9")
+        event = _object_created(BUCKET, "inbox/a b.txt", version, "9b2cf535f27731c9")
         made = submission_from_object_created(event)
         assert made is not None
         predicted = submission.predicted_job_id(
-            "s3://tandem-data/inbox/a b.txt", version, '"9b2cf535f27731c9"'
+            f"s3://{BUCKET}/inbox/a b.txt", version, '"9b2cf535f27731c9"'
         )
         assert predicted == made.job_id

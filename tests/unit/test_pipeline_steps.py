@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import (
     BUCKET,
+    JOBS_TABLE,
     fake_endpoint_run,
     job_item,
     result_matrix,
@@ -57,7 +58,7 @@ def test_s3_object_created_and_its_duplicate_make_one_job(
     first = ingest.lambda_handler(event("ingest", "s3_object_created"), lambda_context)
     again = ingest.lambda_handler(event("ingest", "s3_object_created_duplicate"), lambda_context)
     assert first == again
-    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 1
+    assert boto3.client("dynamodb").scan(TableName=JOBS_TABLE)["Count"] == 1
     assert executions() == [first["job_id"]]
     item = job_item(first["job_id"])
     assert item is not None and item["source"] == "s3"
@@ -73,7 +74,7 @@ def test_duplicate_s3_event_without_idempotency_table_still_one_job(
     ingest = load_handler("ingest")
     ingest.lambda_handler(event("ingest", "s3_object_created"), lambda_context)
     ingest.lambda_handler(event("ingest", "s3_object_created_duplicate"), lambda_context)
-    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 1
+    assert boto3.client("dynamodb").scan(TableName=JOBS_TABLE)["Count"] == 1
     assert len(executions()) == 1
 
 
@@ -84,7 +85,7 @@ def test_object_outside_inbox_is_ignored(
     assert ingest.lambda_handler(event("ingest", "s3_object_outside_inbox"), lambda_context) == {
         "skipped": True
     }
-    assert boto3.client("dynamodb").scan(TableName="tandem-jobs")["Count"] == 0
+    assert boto3.client("dynamodb").scan(TableName=JOBS_TABLE)["Count"] == 0
 
 
 def test_sqs_batch_with_poison_messages_fails_only_those(
@@ -215,7 +216,9 @@ def test_preprocess_selects_distributed_mode_above_the_inline_limit(
 # --- deliver ----------------------------------------------------------------------------------
 
 
-def prepared_job(load_handler: Any, lambda_context: Any, event: Any) -> dict[str, Any]:
+def prepared_job(
+    load_handler: Any, lambda_context: Any, event: Any, job_id: str = JOB
+) -> dict[str, Any]:
     """Given: a preprocessed job with 2 batches (3 documents) and one rejected document."""
     docs = [
         {"id": "a", "text": "alpha beta gamma"},
@@ -224,8 +227,11 @@ def prepared_job(load_handler: Any, lambda_context: Any, event: Any) -> dict[str
         {"id": "bad", "text": "\u0000"},
     ]
     data = "\n".join(json.dumps(d) for d in docs).encode()
-    queued_job(JOB, "inbox/u/docs.jsonl", data, batch_size=2)
-    return run_preprocess(load_handler, lambda_context, event)
+    queued_job(job_id, "inbox/u/docs.jsonl", data, batch_size=2)
+    result: dict[str, Any] = load_handler("preprocess").lambda_handler(
+        event("preprocess", "preprocess") | {"job_id": job_id}, lambda_context
+    )
+    return result
 
 
 def test_deliver_success_writes_results_and_is_idempotent(
@@ -280,20 +286,20 @@ def test_deliver_success_writes_results_and_is_idempotent(
 def test_deliver_failed_batch_fails_its_documents_with_the_reason(
     cloud: None, load_handler: Any, lambda_context: Any, event: Any
 ) -> None:
-    pre = prepared_job(load_handler, lambda_context, event)
+    failed_batch = event("deliver", "deliver_batch_failed")
+    job = failed_batch["job_id"]
+    pre = prepared_job(load_handler, lambda_context, event, job)
     fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
-    out = load_handler("deliver").lambda_handler(
-        event("deliver", "deliver_batch_failed"), lambda_context
-    )
+    out = load_handler("deliver").lambda_handler(failed_batch, lambda_context)
     assert out["status"] == "PARTIAL"
     assert out["counts"] == {"documents": 4, "chunks": 3, "embedded": 2, "failed": 2}
-    manifest = s3_json(f"jobs/{JOB}/result/manifest.json")
-    failed = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{JOB}/result/failures.jsonl")}
+    manifest = s3_json(f"jobs/{job}/result/manifest.json")
+    failed = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{job}/result/failures.jsonl")}
     assert set(failed) == {"bad", "c"}
     assert "ModelErrorException" in failed["c"] and "CUDA out of memory" in failed["c"]
     assert manifest["failed_batches"][0]["index"] == 1
     # the failed batch left its failure record, for a re-run and for the retry route
-    assert s3_json(f"jobs/{JOB}/batches/failed/batch-00001.json")["reason"] == failed["c"]
+    assert s3_json(f"jobs/{job}/batches/failed/batch-00001.json")["reason"] == failed["c"]
 
 
 def test_deliver_wrong_row_count_is_a_failed_batch(
@@ -478,7 +484,7 @@ def test_fail_marks_failed_with_reason_keeping_counts(
     assert item is not None and item["status"] == "FAILED"
     assert item["error"] == {
         "code": "States.TaskFailed",
-        "message": "input object not found: s3://tandem-data/inbox/upload-1/docs.jsonl",
+        "message": f"input object not found: s3://{BUCKET}/inbox/upload-1/docs.jsonl",
     }
     assert item["counts"]["documents"] == 4 and item["counts"]["chunks"] == 3
 
@@ -506,17 +512,17 @@ def test_job_store_transitions(cloud: None) -> None:
     JobIntake(get_settings()).submit(
         JOB, JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/x.txt")), "s3"
     )
-    store = JobStore("tandem-jobs")
+    store = JobStore(JOBS_TABLE)
     with pytest.raises(InvalidTransition):
-        store.finish(JOB, "SUCCEEDED", Counts(), "s3://tandem-data/m", [])  # QUEUED→SUCCEEDED
+        store.finish(JOB, "SUCCEEDED", Counts(), f"s3://{BUCKET}/m", [])  # QUEUED→SUCCEEDED
     store.mark_running(JOB)
     store.mark_running(JOB)  # retry of preprocess is fine
-    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=1), "s3://tandem-data/m", [])
+    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=1), f"s3://{BUCKET}/m", [])
     assert changed and job.status == "SUCCEEDED"
-    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=9), "s3://tandem-data/m", [])
+    job, changed = store.finish(JOB, "SUCCEEDED", Counts(documents=9), f"s3://{BUCKET}/m", [])
     assert not changed and job.counts.documents == 1
     with pytest.raises(InvalidTransition):
-        store.finish(JOB, "PARTIAL", Counts(), "s3://tandem-data/m", [])
+        store.finish(JOB, "PARTIAL", Counts(), f"s3://{BUCKET}/m", [])
     with pytest.raises(InvalidTransition):
         store.mark_running(JOB)
     job, changed = store.mark_failed(JOB, ErrorInfo(code="x", message="y"))

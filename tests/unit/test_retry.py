@@ -15,7 +15,7 @@ from tandem_common.models import Document, ErrorInfo, JobCreate, JobOptions, Sou
 from tandem_common.settings import get_settings
 from tandem_common.usecases.retry import is_transient, retry_job_id
 
-JOB = "0b9e6d3c-5f1a-4c2e-9a7b-1d2e3f405162"  # the job of events/api/retry_job*.json
+JOB = "2e7b9d1f-3a5c-4b6d-9e8f-0a1b2c3d4e5f"  # the job of events/api/retry_job*.json, get_job.json
 SFN = "arn:aws:states:us-east-1:123456789012:stateMachine:tandem-pipeline"
 KEY = "inbox/retry-test/docs.jsonl"
 TEXTS = {

@@ -60,7 +60,9 @@ def _all_iam_statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, 
 def test_globals_pin_arm64_python313_and_tracing(template: dict[str, Any]) -> None:
     fn = template["Globals"]["Function"]
     assert fn["Runtime"] == "python3.13"
-    assert fn["Architectures"] == ["arm64"]
+    # arm64 unless overridden (Architecture=x86_64 only for native local runs on x86)
+    assert fn["Architectures"] == [{"Ref": "Architecture"}]
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
     assert fn["Tracing"] == "Active"
     assert fn["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "tandem"
 

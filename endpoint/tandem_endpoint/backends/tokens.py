@@ -78,13 +78,16 @@ class WordPieceTokenizer:
             self._plain = _load(path, max_length)
             self._plain.normalizer = normalizers.Sequence([])
             self._lower = bool(normaliser.lowercase)
+        # The full tokenizer matches its added tokens ("[UNK]", "[CLS]", ...) in the raw text,
+        # before lowercasing: a text holding one takes the full path.
+        self._added = tuple(t.content for t in self.full.get_added_tokens_decoder().values())
 
     def tokenize(self, texts: Sequence[str]) -> Tokens:
         if not texts:
             return Tokens.empty()
         if self._plain is None:
             return Tokens.from_sequences(_ids(self.full, list(texts)))
-        plain = [i for i, text in enumerate(texts) if _PLAIN_TEXT.fullmatch(text)]
+        plain = [i for i, text in enumerate(texts) if self._is_plain(text)]
         if len(plain) == len(texts):
             return Tokens.from_sequences(_ids(self._plain, self._prepare(texts)))
         sequences: list[list[int]] = [[] for _ in texts]
@@ -96,6 +99,9 @@ class WordPieceTokenizer:
         for i, seq in zip(other, _ids(self.full, [texts[i] for i in other]), strict=True):
             sequences[i] = seq
         return Tokens.from_sequences(sequences)
+
+    def _is_plain(self, text: str) -> bool:
+        return bool(_PLAIN_TEXT.fullmatch(text)) and not any(a in text for a in self._added)
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
         return [t.lower() for t in texts] if self._lower else list(texts)

@@ -9,10 +9,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from tandem_common.adapters.aws import error_code
 from tandem_common.adapters.idempotency import persistence_layer
 from tandem_common.contracts import is_inbox_key, s3_job_id, s3_revision, s3_uri, sqs_job_id
+from tandem_common.errors import TandemError
 from tandem_common.models import JobCreate, JobSource, QueueMessage, Source
 from tandem_common.settings import Settings, get_settings
 from tandem_common.usecases.intake import JobIntake
@@ -90,6 +92,26 @@ def submission_from_message(body: str, message_id: str) -> Submission:
         message = QueueMessage.model_validate(payload)
         request = message.as_job_create()
     except ValueError as exc:
-        raise PoisonMessage(f"message is not a job request: {exc}") from exc
+        raise PoisonMessage(f"message is not a job request: {_text_free(exc)}") from exc
     job_id = message.job_id or sqs_job_id(message_id)
     return Submission(job_id=job_id, source="sqs", request=request)
+
+
+def _text_free(exc: ValueError) -> str:
+    """A validation error as `field: problem` pairs, without the input values pydantic would quote
+    (they can be document text)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    return type(exc).__name__
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a record failed, fit for a log line: our own errors' messages (which never quote
+    document text), otherwise the exception type and the AWS error code, if any."""
+    if isinstance(exc, PoisonMessage | TandemError):
+        return str(exc)
+    code = error_code(exc)
+    return f"{type(exc).__name__}: {code}" if code else type(exc).__name__
