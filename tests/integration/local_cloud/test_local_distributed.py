@@ -26,7 +26,9 @@ BATCH = 64
 def fast_cloud() -> Iterator[Any]:
     from tandem.local.cloud import LocalCloud
 
+    # its own stack name: local clouds in one process share moto's state
     with LocalCloud(
+        stack_name="tandemfast",
         endpoint_args=["--backend", "fake-fast"],
         parameter_overrides={
             "BatchSize": str(BATCH),

@@ -90,7 +90,7 @@ def test_lambda_service_answers_crash_and_timeout_like_lambda(faults):
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert json.loads(r.read())["tandem-FailFunction"]["crash"] == 1
+        assert json.loads(r.read())[cloud.name_of("FailFunction")]["crash"] == 1
     lam = cloud.client("lambda")
     crashed = lam.invoke(FunctionName="FailFunction", Payload=b'{"job_id": "x"}')
     assert crashed["StatusCode"] == 200 and crashed["FunctionError"] == "Unhandled"

@@ -221,13 +221,13 @@ def test_logs_hold_no_document_text(cloud):
         p.name for p in cloud.log_dir.glob("*.log") if SECRET_WORDS in p.read_text(errors="replace")
     ]
     assert leaked == []
-    assert any(cloud.log_dir.glob("tandem-PreprocessFunction.log"))
+    assert any(cloud.log_dir.glob(f"{cloud.name_of('PreprocessFunction')}.log"))
 
 
 def test_lambda_invoke_via_boto3_against_the_real_functions(cloud):
     client = cloud.client("lambda")
     r = client.invoke(
-        FunctionName="tandem-FailFunction", Payload=json.dumps({"not": "a fail event"})
+        FunctionName=cloud.name_of("FailFunction"), Payload=json.dumps({"not": "a fail event"})
     )
     assert r["FunctionError"] == "Unhandled"
     assert json.loads(r["Payload"].read())["errorType"]
