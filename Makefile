@@ -22,7 +22,7 @@ HOST_ARCH ?= $(shell uname -m | sed -e 's/^aarch64$$/arm64/')
 LOCAL_BUILD := .aws-sam/$(HOST_ARCH)
 RUNTIME_SDK := boto3|botocore|s3transfer|urllib3|python-dateutil|six
 
-.PHONY: help venv lint typecheck template-check hadolint build build-local unit integration test demo local endpoint bench load deploy lock clean
+.PHONY: help venv lint typecheck template-check hadolint build build-local unit integration test demo local endpoint bench scale load deploy lock clean
 
 help:
 	@echo "make demo   - set up (first run) and run the whole pipeline locally on samples/"
@@ -100,6 +100,12 @@ bench: venv build
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/cost_bench.py
+	$(MAKE) scale
+
+# Jobs of 10k, 100k and 1M chunks through the Distributed Map of a local cloud (the endpoint's
+# fake-fast backend); writes the scale section of docs/BENCHMARKS.md. About 35 min on 2 cores.
+scale: venv
+	$(BIN)/python bench/scale_bench.py $(if $(SIZES),--sizes $(SIZES))
 
 # 1,000 jobs through the API, S3 and SQS paths of a local cloud; writes docs/RELIABILITY.md.
 load: venv

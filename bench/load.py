@@ -8,7 +8,7 @@ round-robin over the three entry paths with a bounded number of submitting threa
 (under an overall time limit) until every job is terminal. It then checks:
 
 - every job reached SUCCEEDED, PARTIAL or FAILED (none stuck);
-- every document is accounted for: its id is in the job's `result/vectors.jsonl`, or in
+- every document is accounted for: its id is in the job's result shards, or in
   `result/failures.jsonl` with a non-empty reason (none lost);
 - each job has exactly one record and one execution (the execution name is the job id), and no
   job exists that the run did not submit (no duplicates).
@@ -167,7 +167,7 @@ def verify(cloud: LocalCloud, report: Report, before: set[str]) -> None:
             problems.setdefault("stuck", []).append(f"{job.job_id} ({job.path}): {job.status}")
             continue
         prefix = f"jobs/{job.job_id}/result/"
-        vectors = jsonl(s3, cloud.bucket, prefix + "vectors.jsonl") or []
+        vectors = cloud.jobs.result_rows(job.job_id)
         failures = jsonl(s3, cloud.bucket, prefix + "failures.jsonl") or []
         embedded = {r["document_id"] for r in vectors}
         failed = {f["id"]: f.get("reason") for f in failures}

@@ -17,6 +17,7 @@ from tandem_common.contracts import TERMINAL_STATUSES
 from tandem import console
 from tandem.client import TandemApiError, TandemClient
 from tandem.redrive import RedriveError, redrive_messages, redrive_queues
+from tandem.results import merge_shards
 from tandem.submission import NoSuchInput, collect_files, submit_files
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -284,7 +285,7 @@ def submit(
         click.echo(f"submitted job {jid}")
     if not wait:
         return
-    with console.ChunkProgress() as progress:
+    with console.JobProgress() as progress:
         views = client.wait_for_jobs(job_ids, timeout, on_update=progress)
     sys.exit(0 if console.report_jobs(job_ids, views) else 1)
 
@@ -302,17 +303,27 @@ def status(job_id: str, api: str | None, stack: str | None) -> None:
 @main.command()
 @click.argument("job_id")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--merge/--no-merge",
+    default=False,
+    show_default=True,
+    help="also write vectors.jsonl and vectors.npy of the whole job",
+)
 @api_option
 @stack_option
 @friendly_errors
-def results(job_id: str, out: str, api: str | None, stack: str | None) -> None:
-    """Download a finished job's result files."""
+def results(job_id: str, out: str, merge: bool, api: str | None, stack: str | None) -> None:
+    """Download a finished job's result files and shards (a progress bar for the shards)."""
     client = TandemClient.from_options(api, stack)
     view = client.get_job(job_id)
     if view["status"] not in TERMINAL_STATUSES:
         raise click.ClickException(f"job {job_id} is {view['status']}")
-    for p in client.download_results(view, Path(out)):
-        click.echo(str(p))
+    with console.ShardProgress() as progress:
+        written = client.download_results(view, Path(out), on_shard=progress)
+    click.echo(f"{len(written)} files in {out}")
+    if merge and (Path(out) / "shards.jsonl").exists():
+        jsonl, npy, rows = merge_shards(Path(out))
+        click.echo(f"merged {rows} rows into {jsonl} and {npy}")
 
 
 @main.command()
@@ -343,7 +354,7 @@ def retry(
     if not wait:
         return
     rid = body["job_id"]
-    with console.ChunkProgress() as progress:
+    with console.JobProgress() as progress:
         views = client.wait_for_jobs([rid], timeout, on_update=progress)
     sys.exit(0 if console.report_jobs([rid], views) else 1)
 

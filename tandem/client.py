@@ -12,7 +12,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,25 +219,52 @@ class TandemClient:
                 return views
             time.sleep(interval)
 
-    def download_results(self, view: dict[str, Any], out: Path) -> list[Path]:
-        """Fetch a finished job's result files (its presigned `downloads`) into `out`."""
+    def shards(self, job_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every result shard of a finished job, with presigned URLs (`GET .../shards`)."""
+        start: int | None = 0
+        while start is not None:
+            body = self.call("GET", f"/v1/jobs/{job_id}/shards?start={start}&limit={page}")
+            yield from body["shards"]
+            start = body["next_start"]
+
+    def _fetch(self, url: str, target: Path, what: str) -> bool:
+        response = self.transport("GET", url, None, {}, 300)
+        if response.status == 404:
+            return False
+        if response.status >= 300:
+            raise TandemApiError(response.status, "download_failed", f"{what}: {url}")
+        target.write_bytes(response.body)
+        return True
+
+    def download_results(
+        self,
+        view: dict[str, Any],
+        out: Path,
+        on_shard: Callable[[int, int], None] | None = None,
+    ) -> list[Path]:
+        """Fetch a finished job's result files (its presigned `downloads`) into `out`, and
+        every shard into `out/shards/`; `on_shard(done, total)` after each shard."""
         out.mkdir(parents=True, exist_ok=True)
         names = {
             "manifest": "manifest.json",
-            "vectors_jsonl": "vectors.jsonl",
-            "vectors_npy": "vectors.npy",
+            "documents": "documents.jsonl",
             "failures": "failures.jsonl",
+            "shards": "shards.jsonl",
         }
         written = []
         for key, url in (view.get("downloads") or {}).items():
-            if not url:
-                continue
-            response = self.transport("GET", url, None, {}, 300)
-            if response.status == 404:
-                continue
-            if response.status >= 300:
-                raise TandemApiError(response.status, "download_failed", f"{key}: {url}")
             target = out / names.get(key, key)
-            target.write_bytes(response.body)
-            written.append(target)
+            if url and self._fetch(url, target, key):
+                written.append(target)
+        shards = list(self.shards(view["job_id"])) if view.get("downloads") else []
+        if shards:
+            (out / "shards").mkdir(exist_ok=True)
+        for done, shard in enumerate(shards, start=1):
+            for kind in ("vectors_jsonl", "vectors_npy"):
+                suffix = "jsonl" if kind == "vectors_jsonl" else "npy"
+                target = out / "shards" / f"vectors-{shard['index']:05d}.{suffix}"
+                if self._fetch(shard[kind], target, f"shard {shard['index']}"):
+                    written.append(target)
+            if on_shard is not None:
+                on_shard(done, len(shards))
         return written

@@ -36,10 +36,11 @@ def print_retry(original: str, body: dict[str, Any]) -> None:
         click.echo(f"  ... and {more} more not retried")
 
 
-class ChunkProgress:
-    """A progress bar over the chunks of some jobs (embedded of chunks), fed job views."""
+class JobProgress:
+    """A progress bar over the batches of some jobs, fed job views: each job's `progress`
+    (batches done of its total) while its Map runs, all of them once it has ended."""
 
-    def __init__(self, label: str = "embedding") -> None:
+    def __init__(self, label: str = "batches") -> None:
         self._bar: Any = click.progressbar(length=1, label=label, show_pos=True, file=sys.stderr)
         self._shown = 0
 
@@ -51,12 +52,37 @@ class ChunkProgress:
         self._bar.__exit__(*exc)
 
     def update(self, views: dict[str, dict[str, Any]]) -> None:
-        chunks = sum((v.get("counts") or {}).get("chunks", 0) for v in views.values())
-        done = sum((v.get("counts") or {}).get("embedded", 0) for v in views.values())
-        self._bar.length = max(chunks, 1)
+        total = done = 0
+        for view in views.values():
+            progress = view.get("progress") or {}
+            batches = int(progress.get("batches", 0))
+            total += batches
+            ended = view.get("status") in TERMINAL_STATUSES
+            done += batches if ended else min(int(progress.get("batches_done", 0)), batches)
+        self._bar.length = max(total, 1)
         if done > self._shown:
             self._bar.update(done - self._shown)
             self._shown = done
+
+
+class ShardProgress:
+    """A progress bar over a download's shards, fed `(done, total)`."""
+
+    def __init__(self, label: str = "shards") -> None:
+        self._bar: Any = click.progressbar(length=1, label=label, show_pos=True, file=sys.stderr)
+        self._shown = 0
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self._bar.__enter__()
+        return self.update
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.__exit__(*exc)
+
+    def update(self, done: int, total: int) -> None:
+        self._bar.length = max(total, 1)
+        self._bar.update(done - self._shown)
+        self._shown = done
 
 
 def report_jobs(job_ids: list[str], views: dict[str, dict[str, Any]]) -> bool:

@@ -4,13 +4,12 @@
 - s3:   samples/s3/*   -> put_object into inbox/demo/ (the S3 -> EventBridge -> ingest path)
 - sqs:  samples/sqs/*  -> object under staging/ + an SQS message {"job_id", "s3_uri"}
 
-Every input document must end up in a result (vectors.jsonl) or in a failure list
+Every input document must end up in a result (the vector shards) or in a failure list
 (failures.jsonl / the job's error); samples/expected_failures.json names the bad ones.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from tandem_common.contracts import s3_job_id, s3_revision
+from tandem_common.contracts import JobPaths, s3_job_id, s3_revision
 from tandem_common.text.decoding import parse_input
 
 from tandem.client import TandemClient
@@ -33,12 +32,9 @@ def expected_ids(path: Path) -> list[str]:
     return [d.id for d in parsed.documents] + [r.id for r in parsed.rejected]
 
 
-def _read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return []
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
+def _listing(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj for page in pages for obj in page.get("Contents", [])]
 
 
 def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | None = None) -> int:
@@ -103,16 +99,15 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
             if view is None:
                 problems.append(f"{path} job {jid} ({files[0][0]}) not terminal")
                 continue
-            prefix = f"jobs/{jid}/result/"
-            vectors = _read_jsonl(s3, cloud.bucket, prefix + "vectors.jsonl")
-            fails = _read_jsonl(s3, cloud.bucket, prefix + "failures.jsonl")
+            prefix = f"jobs/{jid}/"
+            vectors = cloud.jobs.result_rows(jid)
+            fails = cloud.jobs.result_file(jid, JobPaths.result_failures)
             job_dir = out / path / jid
             job_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("manifest.json", "vectors.jsonl", "vectors.npy", "failures.jsonl"):
-                with contextlib.suppress(s3.exceptions.NoSuchKey):
-                    (job_dir / name).write_bytes(
-                        s3.get_object(Bucket=cloud.bucket, Key=prefix + name)["Body"].read()
-                    )
+            for key in [k["Key"] for k in _listing(s3, cloud.bucket, prefix + "result/")]:
+                target = job_dir / key.removeprefix(prefix + "result/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
             stats["chunks"] += int((view.get("counts") or {}).get("chunks", 0))
             stats["vectors"] += len(vectors)
             embedded_docs = {v["document_id"] for v in vectors}

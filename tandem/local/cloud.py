@@ -6,7 +6,8 @@ port (same state) -> moto compat patches -> the template's resources -> the loca
 service -> the real endpoint server (subprocess) -> the local HTTP API -> S3/SQS pollers.
 
 `LocalCloud` only starts, stops and hands out its parts: `jobs` (JobInspector), `endpoint`
-(EndpointProcess), `faults` (endpoint, lambdas, s3), `schedules`, `lambda_service`.
+(EndpointProcess), `faults` (endpoint, lambdas, s3), `schedules`, `lambda_service`, `requests`
+(the moto server's request counts).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tandem.local.http_api import LocalHttpApi, routes_from_functions
 from tandem.local.http_server import reachable_host
 from tandem.local.inspection import JobInspector
 from tandem.local.lambda_service import REPO_ROOT, LambdaService
+from tandem.local.meter import RequestMeter
 from tandem.local.schedules import Schedules
 from tandem.local.seed import SeedTarget, load_seed
 from tandem.local.state import STATE_FILE, LocalCloudState, remove_state, write_state
@@ -173,6 +175,8 @@ class LocalCloud:
         self._jobs = JobInspector(
             self.client("dynamodb"),
             self.client("stepfunctions"),
+            self.client("s3"),
+            self.bucket,
             self.jobs_table,
             self.state_machine_arn,
             self._endpoint.metrics,
@@ -223,7 +227,8 @@ class LocalCloud:
         self.moto_url = f"http://{reachable_host(self.host)}:{moto_port}"
         server = self._moto_server._server  # werkzeug server: requests run `server.app`
         s3_faults = S3PutFaults(server.app)
-        server.app = s3_faults
+        self.requests = RequestMeter(s3_faults)
+        server.app = self.requests
         moto_compat.apply()
         return s3_faults
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 from tandem_common.adapters.jobs import to_plain
-from tandem_common.contracts import TERMINAL_STATUSES, execution_arn
+from tandem_common.contracts import TERMINAL_STATUSES, JobPaths, execution_arn
+from tandem_common.text.npy import decode_f32
 
 
 class JobInspector:
@@ -19,15 +21,62 @@ class JobInspector:
         self,
         dynamodb: Any,
         stepfunctions: Any,
+        s3: Any,
+        bucket: str,
         jobs_table: str,
         state_machine_arn: str,
         endpoint_metrics: Callable[[], dict[str, Any]],
     ) -> None:
         self.dynamodb = dynamodb
         self.sfn = stepfunctions
+        self.s3 = s3
+        self.bucket = bucket
         self.jobs_table = jobs_table
         self.state_machine_arn = state_machine_arn
         self.endpoint_metrics = endpoint_metrics
+
+    def _jsonl(self, key: str) -> list[dict[str, Any]]:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return []
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def result_file(self, job_id: str, rel: str) -> list[dict[str, Any]]:
+        """A JSONL result file of the job (`result/documents.jsonl`, ...): [] when absent."""
+        return self._jsonl(JobPaths(self.bucket, job_id).key(rel))
+
+    def shards(self, job_id: str) -> list[dict[str, Any]]:
+        return self.result_file(job_id, JobPaths.result_shards)
+
+    def result_rows(self, job_id: str) -> list[dict[str, Any]]:
+        """Every result vector row of the job, shard by shard (small jobs: tests, the demo)."""
+        paths = JobPaths(self.bucket, job_id)
+        rows: list[dict[str, Any]] = []
+        for shard in self.shards(job_id):
+            rows += self._jsonl(paths.key(paths.shard_jsonl(int(shard["index"]))))
+        return rows
+
+    def chunk_rows(self, job_id: str) -> list[dict[str, Any]]:
+        """Every chunk preprocess placed, batch by batch (`batches/rows-NNNNN.jsonl`)."""
+        paths = JobPaths(self.bucket, job_id)
+        rows: list[dict[str, Any]] = []
+        for batch in self._jsonl(paths.key(paths.batch_list)):
+            rows += self._jsonl(paths.key(paths.batch_rows(int(batch["index"]))))
+        return rows
+
+    def result_matrix(self, job_id: str) -> tuple[int, int, list[float]]:
+        """(rows, dims, values) of the job's shards' .npy files, concatenated in order."""
+        paths = JobPaths(self.bucket, job_id)
+        total, dims, values = 0, 0, []
+        for shard in self.shards(job_id):
+            key = paths.key(paths.shard_npy(int(shard["index"])))
+            rows, dims, part = decode_f32(
+                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            )
+            total += rows
+            values.extend(part)
+        return total, dims, values
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job's item, as plain JSON types (no Decimals), or None."""

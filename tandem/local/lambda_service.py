@@ -223,6 +223,8 @@ class LambdaService:
         self._faults: dict[str, dict[str, float]] = {}
         self._faults_lock = threading.Lock()
         self.fault_log: list[tuple[str, str]] = []  # (function name, fault) as injected
+        # per function: the largest worker's peak RSS seen (Lambda's "Max Memory Used")
+        self.peak_memory_mb: dict[str, int] = {}
         self._http = BackgroundHttpServer(self._handle, host, port, name="lambda-service")
         self.url = self._http.url
 
@@ -335,9 +337,12 @@ class LambdaService:
                 },
                 "Unhandled",
             )
+        max_mb = int(reply.get("max_rss_kb", 0)) // 1024
+        with self._faults_lock:
+            self.peak_memory_mb[resolved] = max(self.peak_memory_mb.get(resolved, 0), max_mb)
         pool.log_file.write(
             f"[local-lambda] {request_id} {'ok' if reply.get('ok') else 'error ' + str(reply.get('errorType'))}"
-            f" {1000 * (time.time() - started):.0f} ms\n".encode()
+            f" {1000 * (time.time() - started):.0f} ms, Max Memory Used: {max_mb} MB\n".encode()
         )
         pool.log_file.flush()
         if reply.get("ok"):

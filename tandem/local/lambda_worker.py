@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -34,6 +35,20 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory (KiB), like the Max Memory Used of Lambda's REPORT
+    line. /proc's VmHWM belongs to this program alone; `ru_maxrss` would also count the memory
+    of the parent it was forked from (it survives exec), the whole local cloud here."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _load(handler: str) -> Any:
@@ -110,6 +125,7 @@ def main() -> None:
         sys.stderr.flush()
         if fault == "crash_after":
             os._exit(137)  # the handler ran (side effects done); its reply is lost
+        reply["max_rss_kb"] = peak_rss_kb()
         proto_out.write(json.dumps(reply) + "\n")
         proto_out.flush()
 

@@ -12,6 +12,14 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
 3. An error reply without ``x-amzn-RequestId`` turned into ``States.Runtime`` (see ``_from_error``).
 4. A connection error (the endpoint process is down) became ``States.Runtime`` too; it is sent as
    the runtime's 503 ``ServiceUnavailable`` instead (``unreachable_as_runtime_error``).
+5. A Distributed Map's ``ResultWriter.Parameters`` were evaluated against the Map's results
+   instead of the state's input, so a path such as ``States.Format('jobs/{}/map-results',
+   $.job_id)`` failed with ``States.Runtime`` after every child had run. They are evaluated
+   against the state input, as in Step Functions (``_result_writer_eval``).
+6. DynamoDB applies each write (condition check and update) atomically; moto, called from the
+   moto server's threads, does not: two `SET n = n + :one` updates could both read the old
+   value (a lost update), two conditional puts could both win. One lock around moto's write
+   operations gives the guarantee DynamoDB has (``serialise_dynamodb_writes``).
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -24,6 +32,8 @@ Functions; both are in the state machine's Retry list.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -124,8 +134,51 @@ def apply() -> bool:
         return original_from_error(self, env, ex)
 
     setattr(cls, "_from_error", _from_error)  # noqa: B010 (a patch, on purpose)
+    _patch_result_writer()
+    serialise_dynamodb_writes()
     setattr(cls, _APPLIED_MARK, True)
     return True
+
+
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_LOCK = threading.Lock()  # read by its test
+
+
+def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """6. One lock around moto's DynamoDB writes (item-level atomicity). `patch` is `setattr`
+    by default; tests pass `monkeypatch.setattr` to undo it afterwards."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in DYNAMODB_WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_tandem_serialised", False):
+            continue
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return __original(self, *args, **kwargs)
+
+        locked._tandem_serialised = True  # type: ignore[attr-defined]
+        patch(DynamoDBBackend, name, locked)
+
+
+def _patch_result_writer() -> None:
+    """5. ResultWriter.Parameters read the state input (moto read the Map's results)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import (
+        result_writer_decl,
+    )
+
+    def _result_writer_eval(self, env):
+        results = env.stack.pop()
+        env.stack.append(env.states.get_input())  # what the Parameters' paths read
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        env.stack.pop()
+        env.stack.append(results)  # what moto's S3 writer expects under its parameters
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+
+    setattr(result_writer_decl.ResultWriter, "_eval_body", _result_writer_eval)  # noqa: B010
 
 
 def is_applied() -> bool:

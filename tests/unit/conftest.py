@@ -198,6 +198,32 @@ def s3_jsonl(key: str) -> list[Any]:
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def result_rows(job_id: str) -> list[Any]:
+    """Every result vector row of a delivered job: its shards' JSONL, in shard order."""
+    rows: list[Any] = []
+    for shard in s3_jsonl(f"jobs/{job_id}/result/shards.jsonl"):
+        rows += s3_jsonl(f"jobs/{job_id}/result/shards/vectors-{shard['index']:05d}.jsonl")
+    return rows
+
+
+def result_matrix(job_id: str) -> Any:
+    """The job's shards' .npy files, stacked (numpy, float32)."""
+    import io
+
+    import numpy as np
+
+    parts = [
+        np.load(io.BytesIO(s3_bytes(f"jobs/{job_id}/result/shards/vectors-{s['index']:05d}.npy")))
+        for s in s3_jsonl(f"jobs/{job_id}/result/shards.jsonl")
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def s3_bytes(key: str) -> bytes:
+    body: bytes = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
 def job_item(job_id: str) -> dict[str, Any] | None:
     from tandem_common.adapters.jobs import JobStore
 

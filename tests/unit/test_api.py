@@ -138,7 +138,8 @@ def test_get_job_hides_secret_and_lists_downloads_when_finished(
     assert status == 200 and body["status"] == "SUCCEEDED"
     assert body["counts"] == {"documents": 1, "chunks": 1, "embedded": 1, "failed": 0}
     assert body["manifest_uri"] == manifest
-    assert f"jobs/{job_id}/result/vectors.npy" in body["downloads"]["vectors_npy"]
+    assert f"jobs/{job_id}/result/shards.jsonl" in body["downloads"]["shards"]
+    assert f"jobs/{job_id}/result/documents.jsonl" in body["downloads"]["documents"]
     assert "X-Amz-Signature" in body["downloads"]["manifest"]
     assert body["timings"]["duration_s"] is not None
 

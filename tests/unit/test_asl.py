@@ -69,8 +69,11 @@ def test_the_gpu_step_calls_the_endpoint_directly_with_claim_check_bodies(
     for name in ("EmbedBatches", "EmbedBatchesDistributed"):
         request = asl["States"][name]["ItemSelector"]["request"]
         assert set(request) == {"inputs_uri.$", "outputs_uri.$"}
-    lambdas = [s for _, s in _walk(asl["States"]) if "lambda" in s.get("Resource", "")]
-    assert all("Map" not in n for n in lambdas)  # no Lambda waits on the GPU
+    # no Lambda waits on the GPU: the only Lambda in a Map child runs after the endpoint answered
+    for name in ("EmbedBatches", "EmbedBatchesDistributed"):
+        child = asl["States"][name]["ItemProcessor"]["States"]
+        lambdas = [n for n, s in child.items() if "lambda" in s.get("Resource", "")]
+        assert lambdas == ["CollectBatch"]
 
 
 def test_transient_errors_retry_with_backoff_and_jitter(asl: dict[str, Any]) -> None:
@@ -85,17 +88,47 @@ def test_transient_errors_retry_with_backoff_and_jitter(asl: dict[str, Any]) -> 
         assert retry["MaxDelaySeconds"] <= 60
 
 
-def test_model_errors_retry_only_when_the_container_answered_5xx(asl: dict[str, Any]) -> None:
-    inline = asl["States"]["EmbedBatches"]["ItemProcessor"]["States"]
-    catch = {tuple(c["ErrorEquals"]): c["Next"] for c in inline["InvokeEndpoint"]["Catch"]}
+def test_inline_and_distributed_children_are_one_definition(asl: dict[str, Any]) -> None:
+    # Only the processor mode differs: errors are treated the same way in both Maps.
+    inline = asl["States"]["EmbedBatches"]
+    distributed = asl["States"]["EmbedBatchesDistributed"]
+    for key in ("StartAt", "States"):
+        assert inline["ItemProcessor"][key] == distributed["ItemProcessor"][key]
+    assert inline["ItemSelector"] == distributed["ItemSelector"]
+    assert inline["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert distributed["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "EXPRESS",
+    }
+    assert inline["ResultPath"] is None and distributed["ResultPath"] is None  # nothing in state
+
+
+@pytest.mark.parametrize("name", ["EmbedBatches", "EmbedBatchesDistributed"])
+def test_model_errors_retry_only_when_the_container_answered_5xx(
+    asl: dict[str, Any], name: str
+) -> None:
+    child = asl["States"][name]["ItemProcessor"]["States"]
+    catch = {tuple(c["ErrorEquals"]): c["Next"] for c in child["InvokeEndpoint"]["Catch"]}
     assert catch[("SageMakerRuntime.ModelErrorException",)] == "IsServerError"
-    assert catch[("States.ALL",)] == "BatchFailed"
-    choice = inline["IsServerError"]
+    assert catch[("States.ALL",)] == "CollectBatch"  # records the batch's failure
+    choice = child["IsServerError"]
     (rule,) = choice["Choices"]
     matches = [c for c in rule["And"] if "StringMatches" in c]
     assert matches[0]["StringMatches"] == "*Received server error*"
-    assert choice["Default"] == "BatchFailed"  # a 4xx is that batch's failure, not a retry
-    assert inline["BatchFailed"]["Parameters"]["error.$"] == "$.error"
+    assert choice["Default"] == "CollectBatch"  # a 4xx is that batch's failure, not a retry
+    assert [c["ResultPath"] for c in child["InvokeEndpoint"]["Catch"]] == ["$.error", "$.error"]
+
+
+def test_every_batch_ends_in_the_collect_step(asl: dict[str, Any]) -> None:
+    child = asl["States"]["EmbedBatches"]["ItemProcessor"]["States"]
+    collect = child["CollectBatch"]
+    assert collect["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert collect["Parameters"] == {"FunctionName": "${CollectFunctionArn}", "Payload.$": "$"}
+    assert collect["ResultSelector"] == {"index.$": "$.Payload.index", "ok.$": "$.Payload.ok"}
+    assert child["InvokeEndpoint"]["Next"] == "CollectBatch" and collect.get("End")
+    # if collect itself keeps failing, the batch is left for deliver, which collects it
+    assert collect["Catch"][0]["Next"] == "BatchNotCollected"
+    assert asl["States"]["Deliver"]["Parameters"]["Payload"] == {"job_id.$": "$.job_id"}
 
 
 def test_unhandled_errors_reach_the_fail_handler(asl: dict[str, Any]) -> None:
@@ -126,7 +159,9 @@ def _iteration_events(processor: dict[str, Any]) -> int:
         limit = next(c["NumericLessThan"] for c in rule["And"] if "NumericLessThan" in c)
         rounds += limit
     loop = 2 * 3  # Choice, Pass, Wait: entered + exited each
-    return 2 + rounds * invoke + (rounds - 1) * loop + (2 if "IsServerError" in states else 0) + 2
+    collect = _task_events(states["CollectBatch"]) + 2  # then, at worst, BatchNotCollected
+    choice = 2 if "IsServerError" in states else 0
+    return 2 + rounds * invoke + (rounds - 1) * loop + choice + collect
 
 
 def _batch_entry_bytes() -> int:
@@ -155,8 +190,10 @@ def worst_case(asl: dict[str, Any], chunks: int, batch_size: int) -> dict[str, i
     else:
         per_item = _iteration_events(top["EmbedBatches"]["ItemProcessor"])
         history = fixed + 4 + batches * per_item
-        result = len(json.dumps({"index": 99_999, "ok": False, "error": {"Error": "x" * 64}}))
-        state = batches * (_batch_entry_bytes() + result + MAX_ERROR_BYTES) + 1024
+        # the Map's ResultPath is null: its input (preprocess's output, with the batch list)
+        # passes through, and no iteration result is kept
+        assert top["EmbedBatches"]["ResultPath"] is None
+        state = batches * _batch_entry_bytes() + 1024
         child = 0
     return {
         "batches": batches,

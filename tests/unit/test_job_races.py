@@ -21,26 +21,17 @@ from tandem_common.models import Counts, ErrorInfo, JobRecord, ResolvedOptions
 
 RACERS = 8
 ROUNDS = 15
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
 
 @pytest.fixture(autouse=True)
 def item_level_atomicity(monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB evaluates a condition and applies its write atomically; moto, called from several
-    threads, does not (two writers can both pass the same condition). One lock around moto's write
-    operations models DynamoDB's guarantee, so these tests check Tandem's conditions, not moto's
-    thread safety."""
-    from moto.dynamodb.models import DynamoDBBackend
+    threads, does not (two writers can both pass the same condition). The local cloud's fix
+    (one lock around moto's write operations, `moto_compat.serialise_dynamodb_writes`) models
+    DynamoDB's guarantee, so these tests check Tandem's conditions, not moto's thread safety."""
+    from tandem.local import moto_compat
 
-    lock = threading.Lock()
-    for name in _DYNAMODB_WRITES:
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    moto_compat.serialise_dynamodb_writes(monkeypatch.setattr)
 
 
 def race(fns: list[Callable[[], Any]]) -> list[Any]:
@@ -194,7 +185,12 @@ def test_concurrent_deliver_reruns_write_the_same_result_without_double_counting
         k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()
         for k in s3_keys(f"jobs/{job_id}/result/")
     }
-    rows = [json.loads(x) for x in before[f"jobs/{job_id}/result/vectors.jsonl"].splitlines()]
+    rows = [
+        json.loads(x)
+        for k, data in before.items()
+        if k.endswith(".jsonl") and "/result/shards/" in k
+        for x in data.splitlines()
+    ]
     assert len(rows) == 5 and len({r["chunk_id"] for r in rows}) == 5  # no duplicated vectors
     again = deliver.lambda_handler(event, lambda_context)
     after = {

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import codecs
-import io
 import json
 from typing import Any
 
 import boto3
 import numpy as np
 import pytest
-from conftest import BUCKET, JOBS_TABLE, fake_endpoint_run, job_item, s3_json, s3_jsonl, s3_keys
+from conftest import (
+    BUCKET,
+    JOBS_TABLE,
+    fake_endpoint_run,
+    job_item,
+    result_matrix,
+    result_rows,
+    s3_bytes,
+    s3_json,
+    s3_jsonl,
+    s3_keys,
+)
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.contracts import deterministic_job_id
 from tandem_common.models import JobCreate, Source
@@ -141,11 +151,16 @@ def test_preprocess_writes_batches_and_reports_every_bad_document(
     ]
     batch = s3_jsonl(f"jobs/{JOB}/batches/batch-00000.jsonl")
     assert batch == [{"chunk_id": "good-1#0", "text": "Serverless inference pipelines are cheap."}]
-    chunks = s3_jsonl(f"jobs/{JOB}/batches/chunks.jsonl")
-    assert [(c["chunk_id"], c["batch"], c["row"]) for c in chunks] == [
-        ("good-1#0", 0, 0),
-        ("good-2#0", 0, 0),
+    rows = s3_jsonl(f"jobs/{JOB}/batches/rows-00000.jsonl")
+    assert [(r["chunk_id"], r["document_id"], r["row"]) for r in rows] == [
+        ("good-1#0", "good-1", 0),
+        ("good-2#0", "good-2", 0),
     ]
+    assert s3_jsonl(f"jobs/{JOB}/batches/documents.jsonl") == [
+        {"id": "good-1", "chunks": 1, "first_batch": 0, "last_batch": 0},
+        {"id": "good-2", "chunks": 1, "first_batch": 0, "last_batch": 0},
+    ]
+    assert s3_jsonl(f"jobs/{JOB}/batches/batches.jsonl") == [{"index": 0, "rows": 2, "unique": 1}]
     failures = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{JOB}/batches/failures.jsonl")}
     assert failures == {
         "good-1": "duplicate document id",
@@ -160,6 +175,7 @@ def test_preprocess_writes_batches_and_reports_every_bad_document(
     item = job_item(JOB)
     assert item is not None and item["status"] == "RUNNING"
     assert item["counts"] == {"documents": 8, "chunks": 2, "embedded": 0, "failed": 6}
+    assert item["progress"] == {"batches": 1, "batches_done": 0}
 
 
 def test_preprocess_plain_text_invalid_utf8_and_utf16(
@@ -188,7 +204,8 @@ def test_preprocess_selects_distributed_mode_above_the_inline_limit(
     queued_job(JOB, "inbox/u/many.jsonl", docs.encode(), batch_size=1)
     out = run_preprocess(load_handler, lambda_context, event)
     assert out["mode"] == "distributed" and out["batch_count"] == 5 and out["batches"] == []
-    assert len(s3_json(f"jobs/{JOB}/batches/manifest.json")["batches"]) == 5
+    assert s3_json(f"jobs/{JOB}/batches/manifest.json")["batch_count"] == 5
+    assert len(s3_jsonl(f"jobs/{JOB}/batches/batches.jsonl")) == 5
     # The Distributed Map's ItemReader reads a JSON array of the same batch refs.
     assert out["items_key"] == f"jobs/{JOB}/batches/items.json"
     items = s3_json(out["items_key"])
@@ -229,22 +246,18 @@ def test_deliver_success_writes_results_and_is_idempotent(
     assert out["status"] == "PARTIAL"
     assert out["counts"] == {"documents": 4, "chunks": 3, "embedded": 3, "failed": 1}
     manifest = s3_json(f"jobs/{JOB}/result/manifest.json")
-    assert manifest["dims"] == 8
-    assert manifest["documents"] == [
+    assert manifest["dims"] == 8 and manifest["shards"] == {"count": 2, "rows": 3}
+    assert s3_jsonl(f"jobs/{JOB}/result/documents.jsonl") == [
         {"id": "a", "chunks": 1, "status": "SUCCEEDED"},
         {"id": "b", "chunks": 1, "status": "SUCCEEDED"},
         {"id": "c", "chunks": 1, "status": "SUCCEEDED"},
         {"id": "bad", "chunks": 0, "status": "FAILED"},
     ]
-    assert manifest["failed_documents"] == [{"id": "bad", "reason": "text contains NUL bytes"}]
-    vectors = s3_jsonl(f"jobs/{JOB}/result/vectors.jsonl")
-    matrix = np.load(
-        io.BytesIO(
-            boto3.client("s3")
-            .get_object(Bucket=BUCKET, Key=f"jobs/{JOB}/result/vectors.npy")["Body"]
-            .read()
-        )
-    )
+    assert s3_jsonl(f"jobs/{JOB}/result/failures.jsonl") == [
+        {"id": "bad", "reason": "text contains NUL bytes"}
+    ]
+    vectors = result_rows(JOB)
+    matrix = result_matrix(JOB)
     assert matrix.shape == (3, 8) and matrix.dtype == np.float32
     assert [v["chunk_id"] for v in vectors] == ["a#0", "b#0", "c#0"]
     np.testing.assert_allclose(
@@ -281,11 +294,12 @@ def test_deliver_failed_batch_fails_its_documents_with_the_reason(
     assert out["status"] == "PARTIAL"
     assert out["counts"] == {"documents": 4, "chunks": 3, "embedded": 2, "failed": 2}
     manifest = s3_json(f"jobs/{job}/result/manifest.json")
-    failed = {f["id"]: f["reason"] for f in manifest["failed_documents"]}
+    failed = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{job}/result/failures.jsonl")}
     assert set(failed) == {"bad", "c"}
     assert "ModelErrorException" in failed["c"] and "CUDA out of memory" in failed["c"]
     assert manifest["failed_batches"][0]["index"] == 1
-    assert {f["id"] for f in s3_jsonl(f"jobs/{job}/result/failures.jsonl")} == {"bad", "c"}
+    # the failed batch left its failure record, for a re-run and for the retry route
+    assert s3_json(f"jobs/{job}/batches/failed/batch-00001.json")["reason"] == failed["c"]
 
 
 def test_deliver_wrong_row_count_is_a_failed_batch(
@@ -298,11 +312,74 @@ def test_deliver_wrong_row_count_is_a_failed_batch(
     put(f"jobs/{JOB}/outputs/batch-00001.npy", encode_rows([[1.0] * 8, [2.0] * 8], 8))
     out = load_handler("deliver").lambda_handler(event("deliver", "deliver"), lambda_context)
     assert out["counts"]["embedded"] == 2 and out["status"] == "PARTIAL"
-    reasons = {
-        f["id"]: f["reason"]
-        for f in s3_json(f"jobs/{JOB}/result/manifest.json")["failed_documents"]
-    }
+    reasons = {f["id"]: f["reason"] for f in s3_jsonl(f"jobs/{JOB}/result/failures.jsonl")}
     assert reasons["c"] == "batch output has 2x8, expected 1 rows"
+
+
+def test_collect_writes_the_batch_shard_and_counts_progress(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    pre = prepared_job(load_handler, lambda_context, event)
+    first, second = pre["batches"]
+    fake_endpoint_run(first["inputs_uri"], first["outputs_uri"])
+    collect = load_handler("collect")
+    request = {"inputs_uri": first["inputs_uri"], "outputs_uri": first["outputs_uri"]}
+    out = collect.lambda_handler({"job_id": JOB, "index": 0, "request": request}, lambda_context)
+    assert out == {"index": 0, "ok": True, "rows": 2, "reason": None}
+    rows = s3_jsonl(f"jobs/{JOB}/result/shards/vectors-00000.jsonl")
+    assert [r["chunk_id"] for r in rows] == ["a#0", "b#0"] and len(rows[0]["embedding"]) == 8
+    assert job_item(JOB)["progress"] == {"batches": 2, "batches_done": 1}
+    # the endpoint call of batch 1 failed: its failure record, with the reason
+    error = {"Error": "SageMakerRuntime.ModelErrorException", "Cause": "Received client error"}
+    request = {"inputs_uri": second["inputs_uri"], "outputs_uri": second["outputs_uri"]}
+    failed = collect.lambda_handler(
+        {"job_id": JOB, "index": 1, "request": request, "attempt": 0, "error": error},
+        lambda_context,
+    )
+    assert failed["ok"] is False
+    assert failed["reason"] == (
+        "batch failed: SageMakerRuntime.ModelErrorException: Received client error"
+    )
+    assert s3_json(f"jobs/{JOB}/batches/failed/batch-00001.json") == {
+        "index": 1,
+        "reason": failed["reason"],
+    }
+    # a repeat (a retried step) writes nothing new
+    before = {k: s3_bytes(k) for k in s3_keys(f"jobs/{JOB}/result/")}
+    collect.lambda_handler({"job_id": JOB, "index": 0, "request": request}, lambda_context)
+    assert {k: s3_bytes(k) for k in s3_keys(f"jobs/{JOB}/result/")} == before
+
+
+def test_deliver_takes_a_failed_documents_rows_out_of_its_other_shards(
+    cloud: None, load_handler: Any, lambda_context: Any, event: Any
+) -> None:
+    # "long" has 3 chunks: one in batch 0 (beside "a"), two in batch 1, whose call fails
+    words = " ".join(f"word{i}" for i in range(40))
+    docs = [{"id": "a", "text": "alpha beta"}, {"id": "long", "text": words}]
+    data = "\n".join(json.dumps(d) for d in docs).encode()
+    queued_job(JOB, "inbox/u/docs.jsonl", data, batch_size=2, chunk_tokens=32, chunk_overlap=0)
+    pre = run_preprocess(load_handler, lambda_context, event)
+    assert pre["batch_count"] == 2
+    assert s3_jsonl(f"jobs/{JOB}/batches/documents.jsonl")[1] == {
+        "id": "long",
+        "chunks": 3,
+        "first_batch": 0,
+        "last_batch": 1,
+    }
+    fake_endpoint_run(pre["batches"][0]["inputs_uri"], pre["batches"][0]["outputs_uri"])
+    error = {"Error": "SageMakerRuntime.ModelErrorException", "Cause": "Received client error"}
+    out = load_handler("deliver").lambda_handler(
+        {"job_id": JOB, "batch_results": [{"index": 1, "ok": False, "error": error}]},
+        lambda_context,
+    )
+    # all or nothing: "long" fails whole, and its chunk left batch 0's shard
+    assert out["status"] == "PARTIAL"
+    assert out["counts"] == {"documents": 2, "chunks": 4, "embedded": 1, "failed": 1}
+    assert [r["chunk_id"] for r in result_rows(JOB)] == ["a#0"]
+    assert result_matrix(JOB).shape == (1, 8)
+    assert s3_jsonl(f"jobs/{JOB}/result/shards.jsonl")[0]["rows"] == 1
+    (failure,) = s3_jsonl(f"jobs/{JOB}/result/failures.jsonl")
+    assert failure["id"] == "long" and failure["reason"].startswith("batch failed: ")
 
 
 def test_job_without_valid_documents_ends_failed_listing_every_document(

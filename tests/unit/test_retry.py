@@ -51,8 +51,12 @@ def make_job(load_handler: Any, ctx: Any, fail_batches: dict[str, str] | None = 
     )
     JobIntake(get_settings()).submit(JOB, request, "s3")
     pre = load_handler("preprocess").lambda_handler({"job_id": JOB}, ctx)
-    chunks = s3_jsonl(f"jobs/{JOB}/batches/chunks.jsonl")
-    doc_of_batch = {c["batch"]: c["document_id"] for c in chunks}
+    doc_of_batch = {
+        ref["index"]: s3_jsonl(f"jobs/{JOB}/batches/rows-{ref['index']:05d}.jsonl")[0][
+            "document_id"
+        ]
+        for ref in pre["batches"]
+    }
     results = []
     for ref in pre["batches"]:
         doc = doc_of_batch[ref["index"]]

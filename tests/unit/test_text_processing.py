@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tandem_common.text.chunking import chunk_text, place_chunks
+from tandem_common.text.chunking import BatchPlacer, chunk_text
 from tandem_common.text.decoding import DocumentRejected, decode_text, parse_input
 from tandem_common.text.normalise import normalise_text
 from tandem_common.text.npy import decode_f32, encode_rows
@@ -128,16 +128,37 @@ def test_overlap_is_carried_and_bounded() -> None:
         assert shared and count_tokens(shared) <= 8
 
 
-def test_dedupe_points_duplicates_at_first_copy() -> None:
-    a = chunk_text("same text", 32, 0)[0]
-    b = chunk_text("other text", 32, 0)[0]
-    placed, batches = place_chunks([("d1", a), ("d2", b), ("d3", a)], batch_size=1)
-    assert [len(x) for x in batches] == [1, 1]
+def test_repeats_share_a_row_within_a_batch_and_are_embedded_again_in_a_later_one() -> None:
+    a, b, c = (chunk_text(t, 32, 0)[0] for t in ("same text", "other text", "third text"))
+    placer = BatchPlacer(batch_size=2)
+    placed = [placer.place(doc, chunk) for doc, chunk in [("d1", a), ("d2", a), ("d3", b)]]
+    placed.append(placer.place("d4", b))  # same batch as d3's copy: shares its row
+    placed.append(placer.place("d5", c))  # batch 0 holds 2 texts: c opens batch 1
+    placed.append(placer.place("d6", a))  # a repeat of batch 0's text: embedded again
+    batches = placer.finish()
     assert [(p.batch, p.row, p.duplicate) for p in placed] == [
         (0, 0, False),
-        (1, 0, False),
         (0, 0, True),
+        (0, 1, False),
+        (0, 1, True),
+        (1, 0, False),
+        (1, 1, False),
     ]
+    assert [(x.index, x.unique, len(x.chunks)) for x in batches] == [(0, 2, 4), (1, 2, 2)]
+    assert [cid for cid, _ in batches[0].texts] == ["d1#0", "d3#0"]
+    assert placer.placed == 6 and placer.batch_count == 2
+
+
+def test_completed_batches_are_handed_out_as_soon_as_they_are_full() -> None:
+    placer = BatchPlacer(batch_size=1)
+    chunks = [chunk_text(f"text {i}", 32, 0)[0] for i in range(3)]
+    placer.place("d0", chunks[0])
+    assert placer.take_completed() == []  # batch 0 may still take repeats of its text
+    placer.place("d1", chunks[1])
+    assert [b.index for b in placer.take_completed()] == [0]
+    placer.place("d2", chunks[2])
+    assert [b.index for b in placer.take_completed()] == [1]
+    assert [b.index for b in placer.finish()] == [2] and placer.finish() == []
 
 
 def test_normalise() -> None:

@@ -122,22 +122,59 @@ class JobPaths:
         return s3_uri(self.bucket, self.key(rel))
 
     input_documents = "input/documents.jsonl"
-    batch_manifest = "batches/manifest.json"
+    # preprocess -> the Map and deliver
+    batch_manifest = "batches/manifest.json"  # counts only: {job_id, batch_count, chunks, ...}
     batch_items = "batches/items.json"  # the Distributed Map's ItemReader input (a JSON array)
-    chunks = "batches/chunks.jsonl"
-    document_failures = "batches/failures.jsonl"
+    batch_list = "batches/batches.jsonl"  # {index, rows, unique} per batch
+    batch_documents = (
+        "batches/documents.jsonl"  # {id, chunks, first_batch, last_batch} per document
+    )
+    document_failures = "batches/failures.jsonl"  # documents rejected by preprocess, with reasons
+    batch_failed_prefix = "batches/failed/"  # {index, reason} per batch that failed in the Map
+    # deliver -> the user
     result_manifest = "result/manifest.json"
-    result_vectors_jsonl = "result/vectors.jsonl"
-    result_vectors_npy = "result/vectors.npy"
-    result_failures = "result/failures.jsonl"
+    result_documents = "result/documents.jsonl"  # {id, chunks, status} per document
+    result_failures = "result/failures.jsonl"  # {id, reason} per failed document
+    result_shards = "result/shards.jsonl"  # {index, rows, vectors_jsonl, vectors_npy} per shard
+    shard_prefix = "result/shards/"
 
     @staticmethod
     def batch_inputs(index: int) -> str:
+        """The endpoint's claim-check input: `{chunk_id, text}` per unique text of the batch."""
         return f"batches/batch-{index:05d}.jsonl"
 
     @staticmethod
+    def batch_rows(index: int) -> str:
+        """Every chunk placed in the batch: `{chunk_id, document_id, chunk_index, row}`."""
+        return f"batches/rows-{index:05d}.jsonl"
+
+    @staticmethod
     def batch_outputs(index: int) -> str:
+        """The endpoint's output: float32 `[unique, dims]`, rows in input order."""
         return f"outputs/batch-{index:05d}.npy"
+
+    @classmethod
+    def batch_failed(cls, index: int) -> str:
+        return f"{cls.batch_failed_prefix}batch-{index:05d}.json"
+
+    @classmethod
+    def shard_jsonl(cls, index: int) -> str:
+        """Result vectors of one batch: `{chunk_id, document_id, chunk_index, embedding}`."""
+        return f"{cls.shard_prefix}vectors-{index:05d}.jsonl"
+
+    @classmethod
+    def shard_npy(cls, index: int) -> str:
+        """The same rows as float32 `[rows, dims]`, in the shard's JSONL order."""
+        return f"{cls.shard_prefix}vectors-{index:05d}.npy"
+
+    @staticmethod
+    def index_of(key: str) -> int | None:
+        """The batch index in a batch/shard/failure key (`...-00042.ext`), or None."""
+        match = _INDEXED.search(key)
+        return int(match["index"]) if match else None
+
+
+_INDEXED = re.compile(r"-(?P<index>\d{5,})\.[a-z]+$")
 
 
 # ---------------------------------------------------------------------- input formats
@@ -199,6 +236,7 @@ FUNCTIONS: tuple[str, ...] = (
     "ApiFunction",
     "IngestFunction",
     "PreprocessFunction",
+    "CollectFunction",
     "DeliverFunction",
     "FailFunction",
     "WatchdogFunction",

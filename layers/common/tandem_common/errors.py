@@ -51,6 +51,13 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class JobNotFinished(TandemError):
+    """The job's results are asked for before the job ended."""
+
+    code = "job_not_finished"
+    status = 409
+
+
 class InvalidTransition(TandemError):
     """A job status change that the state machine of jobs does not allow."""
 

@@ -131,6 +131,13 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class Progress(BaseModel):
+    """Batches of the job's Map done (embedded or failed) of its total, while it runs."""
+
+    batches: int = 0
+    batches_done: int = 0
+
+
 class DocumentFailure(BaseModel):
     id: str
     reason: str
@@ -168,6 +175,7 @@ class JobRecord(BaseModel):
     input_uri: str
     options: ResolvedOptions
     counts: Counts = Counts()
+    progress: Progress | None = None
     failed_documents: list[DocumentFailure] = []
     manifest_uri: str | None = None
     error: ErrorInfo | None = None
@@ -203,10 +211,13 @@ class Timings(BaseModel):
 
 
 class Downloads(BaseModel):
+    """Presigned GETs of a finished job's result files; the vectors are in shards, listed by
+    `shards` and fetched with `GET /v1/jobs/{id}/shards`."""
+
     manifest: str | None = None
-    vectors_jsonl: str | None = None
-    vectors_npy: str | None = None
+    documents: str | None = None
     failures: str | None = None
+    shards: str | None = None
 
 
 class JobView(BaseModel):
@@ -217,6 +228,7 @@ class JobView(BaseModel):
     source: JobSource
     options: ResolvedOptions
     counts: Counts
+    progress: Progress | None = None
     timings: Timings
     manifest_uri: str | None = None
     downloads: Downloads | None = None
@@ -226,6 +238,22 @@ class JobView(BaseModel):
     retries: list[str] = []
     webhook: WebhookOutcome | None = None
     links: JobLinks
+
+
+class ShardLink(BaseModel):
+    index: int
+    rows: int
+    vectors_jsonl: str  # presigned GET
+    vectors_npy: str  # presigned GET
+
+
+class ShardPage(BaseModel):
+    """GET /v1/jobs/{id}/shards: a page of the result shards, in batch order."""
+
+    job_id: str
+    total: int
+    shards: list[ShardLink]
+    next_start: int | None = None
 
 
 class RetryAccepted(BaseModel):
@@ -380,6 +408,13 @@ class BatchRef(BaseModel):
     outputs_uri: str
 
 
+class BatchRequest(BaseModel):
+    """The claim-check body of one endpoint call."""
+
+    inputs_uri: str
+    outputs_uri: str
+
+
 class PreprocessResult(BaseModel):
     job_id: str
     batch_count: int
@@ -404,8 +439,27 @@ class BatchResult(BaseModel):
 
 
 class DeliverInput(BaseModel):
+    """`batch_results` is optional: failure reasons come from the Map children's failure
+    records in S3; a result given here is used only for a batch that left none."""
+
     job_id: str
     batch_results: list[BatchResult] = []
+
+
+class CollectInput(BaseModel):
+    """One Map child's batch, after its endpoint call: `error` is set when that call failed."""
+
+    job_id: str
+    index: int
+    request: BatchRequest
+    error: StepError | None = None
+
+
+class CollectResult(BaseModel):
+    index: int
+    ok: bool
+    rows: int = 0
+    reason: str | None = None
 
 
 class DeliverResult(BaseModel):

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEADLINE_S = 15
+STACK = "tandemtest"
 # Webhook retries 1 s apart (4 attempts) instead of the template's days-long schedule
 WEBHOOK_RETRY_SCHEDULE = "1,1,1"
 
@@ -21,8 +22,11 @@ def cloud():
     template = os.environ.get("TANDEM_TEST_TEMPLATE", str(ROOT / "template.yaml"))
     # A short endpoint deadline (55 s in production, under the runtime's 60 s and the task's
     # 75 s) lets the slow-endpoint test see the deadline answer without waiting a minute.
+    # Its own stack name: local clouds in one process share moto's state, and the events test
+    # runs one named `tandem` (the names its event files use) beside this one.
     with LocalCloud(
         template=template,
+        stack_name=STACK,
         endpoint_args=["--request-deadline-s", str(DEADLINE_S)],
         parameter_overrides={"WebhookRetrySchedule": WEBHOOK_RETRY_SCHEDULE},
     ) as c:

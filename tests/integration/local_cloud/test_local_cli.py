@@ -28,7 +28,5 @@ def test_submit_sends_a_large_file_by_presigned_upload(drained, tmp_path: Path) 
     assert job["source"] == "s3"  # it came through inbox/, not inline
     assert job["counts"]["documents"] == 1000
     assert job["counts"]["embedded"] == job["counts"]["chunks"]
-    s3 = cloud.client("s3")
-    key = f"jobs/{job_id}/result/vectors.jsonl"
-    rows = s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().splitlines()
-    assert {json.loads(r)["document_id"] for r in rows} == {f"doc-{i}" for i in range(1000)}
+    rows = cloud.jobs.result_rows(job_id)
+    assert {r["document_id"] for r in rows} == {f"doc-{i}" for i in range(1000)}

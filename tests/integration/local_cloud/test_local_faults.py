@@ -53,12 +53,7 @@ def _submit(cloud, tag, n=3):
 
 
 def _result_rows(cloud, job_id):
-    body = (
-        cloud.client("s3")
-        .get_object(Bucket=cloud.bucket, Key=f"jobs/{job_id}/result/vectors.jsonl")["Body"]
-        .read()
-    )
-    return [json.loads(x) for x in body.splitlines()]
+    return cloud.jobs.result_rows(job_id)
 
 
 def _assert_all_delivered(cloud, job, doc_ids):
@@ -95,7 +90,7 @@ def test_lambda_service_answers_crash_and_timeout_like_lambda(faults):
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert json.loads(r.read())["tandem-FailFunction"]["crash"] == 1
+        assert json.loads(r.read())[cloud.name_of("FailFunction")]["crash"] == 1
     lam = cloud.client("lambda")
     crashed = lam.invoke(FunctionName="FailFunction", Payload=b'{"job_id": "x"}')
     assert crashed["StatusCode"] == 200 and crashed["FunctionError"] == "Unhandled"

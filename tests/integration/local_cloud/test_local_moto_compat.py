@@ -220,3 +220,128 @@ def test_connection_errors_become_the_runtimes_service_unavailable():
     assert "EndpointConnectionError" in err.response["Error"]["Message"]
     svc = cls._normalise_service_error_name("sagemakerruntime")
     assert cls._normalise_exception_name(svc, err) == "SageMakerRuntime.ServiceUnavailableException"
+
+
+def test_a_distributed_maps_result_writer_reads_the_state_input():
+    """Gap 5: ResultWriter.Parameters paths read the Map state's input, not its results."""
+    from moto import mock_aws
+
+    definition = {
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSON"},
+                    "Parameters": {"Bucket": "compat-bucket", "Key.$": "$.items_key"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Parameters": {
+                        "Bucket": "compat-bucket",
+                        "Prefix.$": "States.Format('jobs/{}/map-results', $.job_id)",
+                    },
+                },
+                "ResultPath": None,
+                "End": True,
+            }
+        },
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="compat-bucket")
+        s3.put_object(
+            Bucket="compat-bucket", Key="items.json", Body=json.dumps([{"n": 1}, {"n": 2}])
+        )
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="result-writer",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/x",
+        )["stateMachineArn"]
+        ex = sfn.start_execution(
+            stateMachineArn=arn, input=json.dumps({"job_id": "j1", "items_key": "items.json"})
+        )["executionArn"]
+        for _ in range(400):
+            d = sfn.describe_execution(executionArn=ex)
+            if d["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="compat-bucket").get("Contents", [])]
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {"job_id": "j1", "items_key": "items.json"}
+    assert any(k.startswith("jobs/j1/map-results/") and k.endswith("/manifest.json") for k in keys)
+
+
+def test_concurrent_dynamodb_updates_lose_nothing():
+    """Gap 6: moto's writes are serialised, so atomic counters behave as in DynamoDB."""
+    from moto import mock_aws
+    from moto.server import ThreadedMotoServer
+
+    moto_compat.apply()
+    with mock_aws():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            ddb = boto3.client(
+                "dynamodb",
+                region_name="us-east-1",
+                endpoint_url=f"http://127.0.0.1:{port}",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            ddb.create_table(
+                TableName="t",
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            )
+            ddb.put_item(TableName="t", Item={"k": {"S": "x"}, "n": {"N": "0"}})
+
+            def bump() -> None:
+                for _ in range(25):
+                    ddb.update_item(
+                        TableName="t",
+                        Key={"k": {"S": "x"}},
+                        UpdateExpression="SET n = n + :one",
+                        ExpressionAttributeValues={":one": {"N": "1"}},
+                    )
+
+            threads = [threading.Thread(target=bump) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            item = ddb.get_item(TableName="t", Key={"k": {"S": "x"}}, ConsistentRead=True)
+        finally:
+            server.stop()
+    assert item["Item"]["n"] == {"N": "200"}
+
+
+def test_every_moto_dynamodb_write_runs_under_the_one_lock(monkeypatch):
+    """Gap 6, deterministically: each write operation is called with the lock held."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    held: dict[str, bool] = {}
+    for name in moto_compat.DYNAMODB_WRITES:
+
+        def probe(self, *args, __name=name, **kwargs):
+            held[__name] = moto_compat._DYNAMODB_LOCK.locked()
+
+        monkeypatch.setattr(DynamoDBBackend, name, probe)
+    moto_compat.serialise_dynamodb_writes(monkeypatch.setattr)
+    backend = DynamoDBBackend("us-east-1", "123456789012")
+    for name in moto_compat.DYNAMODB_WRITES:
+        getattr(backend, name)()
+    assert held == dict.fromkeys(moto_compat.DYNAMODB_WRITES, True)
+    assert not moto_compat._DYNAMODB_LOCK.locked()

@@ -39,13 +39,7 @@ def _docs(n, tag):
 
 
 def _result(cloud, job_id):
-    s3 = cloud.client("s3")
-    key = f"jobs/{job_id}/result/vectors.jsonl"
-    rows = [
-        json.loads(x)
-        for x in s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().splitlines()
-    ]
-    return rows
+    return cloud.jobs.result_rows(job_id)
 
 
 def _chunk_texts(cloud, job_id):
@@ -83,15 +77,18 @@ def test_api_inline_job(drained):
     _check_vectors(cloud, body["job_id"], ["api-0", "api-1", "api-2"])
     with urllib.request.urlopen(cloud.api_url + f"/v1/jobs/{body['job_id']}") as r:
         view = json.loads(r.read())
-    assert view["status"] == "SUCCEEDED" and view["downloads"]["vectors_jsonl"].startswith(
-        cloud.moto_url
-    )
+    assert view["status"] == "SUCCEEDED" and view["downloads"]["shards"].startswith(cloud.moto_url)
+    assert view["progress"] == {"batches": 1, "batches_done": 1}
     # The presigned downloads work, and the binary vectors match the JSONL ones row for row.
     with urllib.request.urlopen(view["downloads"]["manifest"]) as r:
         manifest = json.loads(r.read())
     assert manifest["endpoint"] == "tandem-embeddings" and manifest["dims"] == 384
     assert manifest["counts"] == job["counts"]
-    with urllib.request.urlopen(view["downloads"]["vectors_npy"]) as r:
+    with urllib.request.urlopen(
+        cloud.api_url + f"/v1/jobs/{body['job_id']}/shards?start=0&limit=10"
+    ) as r:
+        (shard,) = json.loads(r.read())["shards"]
+    with urllib.request.urlopen(shard["vectors_npy"]) as r:
         npy = np.load(io.BytesIO(r.read()))
     jsonl = np.asarray([row["embedding"] for row in _result(cloud, body["job_id"])], np.float32)
     assert npy.shape == (job["counts"]["embedded"], 384)
@@ -224,13 +221,13 @@ def test_logs_hold_no_document_text(cloud):
         p.name for p in cloud.log_dir.glob("*.log") if SECRET_WORDS in p.read_text(errors="replace")
     ]
     assert leaked == []
-    assert any(cloud.log_dir.glob("tandem-PreprocessFunction.log"))
+    assert any(cloud.log_dir.glob(f"{cloud.name_of('PreprocessFunction')}.log"))
 
 
 def test_lambda_invoke_via_boto3_against_the_real_functions(cloud):
     client = cloud.client("lambda")
     r = client.invoke(
-        FunctionName="tandem-FailFunction", Payload=json.dumps({"not": "a fail event"})
+        FunctionName=cloud.name_of("FailFunction"), Payload=json.dumps({"not": "a fail event"})
     )
     assert r["FunctionError"] == "Unhandled"
     assert json.loads(r["Payload"].read())["errorType"]

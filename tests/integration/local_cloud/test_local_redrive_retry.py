@@ -27,9 +27,7 @@ def _post(url, body=None, headers=None):
 
 
 def _vector_docs(cloud, job_id):
-    key = f"jobs/{job_id}/result/vectors.jsonl"
-    body = cloud.client("s3").get_object(Bucket=cloud.bucket, Key=key)["Body"].read()
-    return sorted({json.loads(line)["document_id"] for line in body.splitlines()})
+    return sorted({row["document_id"] for row in cloud.jobs.result_rows(job_id)})
 
 
 def _executions(cloud, job_id):
@@ -130,11 +128,12 @@ def test_redrive_moves_the_dlq_back_to_the_job_queue(drained):
     before, _ = _dlq_counts(cloud)
     assert before >= 2
     # When `tandem redrive` runs against the local cloud's moto URL
-    out = CliRunner().invoke(main, ["redrive", "--local", cloud.moto_url])
+    stack = cloud.template.stack_name
+    out = CliRunner().invoke(main, ["redrive", "--local", cloud.moto_url, "--stack", stack])
     # Then every message moved, found by the local stack's queue names
     assert out.exit_code == 0, out.output
     assert re.fullmatch(
-        rf"moved {before} message\(s\) from \S+/tandem-JobDeadLetterQueue to \S+/tandem-JobQueue\n",
+        rf"moved {before} message\(s\) from \S+/{stack}-JobDeadLetterQueue to \S+/{stack}-JobQueue\n",
         out.output,
     ), out.output
     assert _dlq_counts(cloud)[0] < before

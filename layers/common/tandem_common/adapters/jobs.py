@@ -207,14 +207,30 @@ class JobStore:
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return out
 
-    def record_counts(self, job_id: str, counts: Counts) -> None:
-        """Counts known so far (preprocess), while the job is RUNNING."""
-        self._update(
-            job_id,
-            {"counts": counts.model_dump(), "updated_at": utc_now()},
-            "#status = :running",
-            {"running": "RUNNING"},
-        )
+    def record_counts(self, job_id: str, counts: Counts, batches: int | None = None) -> None:
+        """Counts known so far (preprocess), and the job's batch total, while it is RUNNING."""
+        sets: dict[str, Any] = {"counts": counts.model_dump(), "updated_at": utc_now()}
+        if batches is not None:
+            sets["progress"] = {"batches": batches, "batches_done": 0}
+        self._update(job_id, sets, "#status = :running", {"running": "RUNNING"})
+
+    def record_batch_done(self, job_id: str) -> None:
+        """One more batch finished (embedded or failed) while the job RUNs: an atomic counter
+        for progress. A retried step may count a batch twice; readers cap it at the total, and
+        the final counts come from deliver, not from this."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                # ADD only works on top-level attributes: SET with arithmetic on the nested one
+                UpdateExpression="SET progress.batches_done = progress.batches_done + :one",
+                ConditionExpression="#status = :running AND attribute_exists(progress)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":running": {"S": "RUNNING"}},
+            )
+        except Exception as exc:
+            if not self._is_conditional_failure(exc):
+                raise
 
     def record_notification(self, job_id: str, webhook_result: dict[str, Any] | None) -> None:
         sets: dict[str, Any] = {"notified_at": utc_now()}

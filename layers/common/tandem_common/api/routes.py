@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.contracts import JobPaths, api_job_id, s3_uri
-from tandem_common.errors import InvalidRequest, JobNotFound, PayloadTooLarge
+from tandem_common.errors import InvalidRequest, JobNotFinished, JobNotFound, PayloadTooLarge
 from tandem_common.models import (
     TERMINAL_STATUSES,
     Downloads,
@@ -29,7 +29,10 @@ from tandem_common.models import (
     JobLinks,
     JobRecord,
     JobView,
+    Progress,
     RetryAccepted,
+    ShardLink,
+    ShardPage,
     Timings,
     UploadRequest,
     UploadTicket,
@@ -44,6 +47,7 @@ MAX_JOB_BODY_BYTES = 5 * 1024 * 1024
 MAX_EMBEDDINGS_BODY_BYTES = 1024 * 1024
 UPLOAD_URL_TTL_S = 900
 DOWNLOAD_URL_TTL_S = 3600
+MAX_SHARDS_PAGE = 1000
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 router = APIGatewayHttpRouter()
@@ -140,9 +144,14 @@ def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
 
         downloads = Downloads(
             manifest=url(paths.result_manifest),
-            vectors_jsonl=url(paths.result_vectors_jsonl),
-            vectors_npy=url(paths.result_vectors_npy),
+            documents=url(paths.result_documents),
             failures=url(paths.result_failures),
+            shards=url(paths.result_shards),
+        )
+    progress = job.progress
+    if progress is not None:  # a retried collect step may count twice: never past the total
+        progress = Progress(
+            batches=progress.batches, batches_done=min(progress.batches_done, progress.batches)
         )
     return JobView(
         job_id=job.job_id,
@@ -150,6 +159,7 @@ def job_view(job: JobRecord, storage: Storage, bucket: str) -> JobView:
         source=job.source,
         options=job.options,
         counts=job.counts,
+        progress=progress,
         timings=Timings(
             created_at=job.created_at,
             started_at=job.started_at,
@@ -180,6 +190,50 @@ def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
     svc = services()
     job = svc.store.require(job_id)
     return _json(200, job_view(job, svc.storage, svc.settings.resources.data_bucket))
+
+
+@router.get(
+    "/v1/jobs/<job_id>/shards",
+    summary="List a finished job's result shards, with presigned downloads",
+    responses=_responses(200, ShardPage, 404, 409),
+)
+def list_shards(
+    job_id: Annotated[str, Path(max_length=64)],
+    start: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_SHARDS_PAGE)] = MAX_SHARDS_PAGE,
+) -> Response[Any]:
+    """A page of the job's shards (`result/shards.jsonl`), each with presigned GETs of its
+    JSONL and .npy; `next_start` is null on the last page."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"job {job_id} not found") from None
+    svc = services()
+    job = svc.store.require(job_id)
+    if job.status not in TERMINAL_STATUSES or not job.manifest_uri:
+        raise JobNotFinished(f"job {job_id} is {job.status}: its results are not written yet")
+    paths = JobPaths(svc.settings.resources.data_bucket, job_id)
+    shards: list[ShardLink] = []
+    total = 0
+    for row in svc.storage.iter_jsonl(paths.uri(paths.result_shards)):
+        if start <= total < start + limit:
+            shards.append(
+                ShardLink(
+                    index=row["index"],
+                    rows=row["rows"],
+                    vectors_jsonl=svc.storage.presign_get(row["vectors_jsonl"], DOWNLOAD_URL_TTL_S),
+                    vectors_npy=svc.storage.presign_get(row["vectors_npy"], DOWNLOAD_URL_TTL_S),
+                )
+            )
+        total += 1
+    following = start + len(shards)
+    page = ShardPage(
+        job_id=job_id,
+        total=total,
+        shards=shards,
+        next_start=following if following < total else None,
+    )
+    return _json(200, page)
 
 
 @router.post(

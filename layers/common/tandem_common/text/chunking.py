@@ -1,4 +1,4 @@
-"""Token-budget chunking with overlap, on whole words, plus in-job deduplication.
+"""Token-budget chunking with overlap, on whole words, and placing chunks into batches.
 
 A chunk's token count (by `wordpiece.count_tokens`) plus [CLS]/[SEP] never exceeds
 `chunk_tokens`. Chunks break between words; a single word longer than the budget is the only
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import add
 
@@ -117,55 +117,76 @@ def chunk_text(text: str, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
 
 @dataclass(frozen=True)
 class PlacedChunk:
-    """A chunk's place in the batch files; duplicates share the first copy's batch/row."""
+    """A chunk's place in its batch: `row` of the batch's output (a repeat shares the row of
+    the first copy in the same batch)."""
 
     chunk_id: str
     document_id: str
     chunk_index: int
     batch: int
     row: int
-    text: str
     duplicate: bool
 
 
-def place_chunks(
-    chunks: Iterable[tuple[str, Chunk]], batch_size: int
-) -> tuple[list[PlacedChunk], list[list[PlacedChunk]]]:
-    """Assign unique chunk texts to batches of `batch_size` rows; dedupe exact repeats.
+@dataclass
+class Batch:
+    """One endpoint call's worth of chunks: the unique texts it embeds and every chunk placed."""
 
-    Returns every chunk (in input order) and the unique chunks grouped by batch.
+    index: int
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (chunk_id, text), unique
+    chunks: list[PlacedChunk] = field(default_factory=list)
+    _rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unique(self) -> int:
+        return len(self.texts)
+
+
+class BatchPlacer:
+    """Places chunks into batches of up to `batch_size` unique texts, in arrival order.
+
+    Exact repeats within a batch share one row (one embedding); a repeat of a text from an
+    earlier batch is embedded again. So every chunk belongs to exactly one batch, a batch's
+    result needs no other batch, and memory stays bounded by one batch whatever the job's size.
+    Completed batches are handed out by `take_completed`; `finish` closes the last one.
     """
-    placed: list[PlacedChunk] = []
-    batches: list[list[PlacedChunk]] = []
-    first_copy: dict[str, PlacedChunk] = {}
-    for document_id, chunk in chunks:
+
+    def __init__(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.current = Batch(0)
+        self.placed = 0
+        self._completed: list[Batch] = []
+
+    def place(self, document_id: str, chunk: Chunk) -> PlacedChunk:
+        batch = self.current
+        row = batch._rows.get(chunk.text)
+        if row is None and batch.unique >= self.batch_size:
+            self._completed.append(batch)
+            batch = self.current = Batch(batch.index + 1)
         chunk_id = f"{document_id}#{chunk.index}"
-        original = first_copy.get(chunk.text)
-        if original is not None:
-            placed.append(
-                PlacedChunk(
-                    chunk_id,
-                    document_id,
-                    chunk.index,
-                    original.batch,
-                    original.row,
-                    chunk.text,
-                    True,
-                )
-            )
-            continue
-        if not batches or len(batches[-1]) >= batch_size:
-            batches.append([])
-        item = PlacedChunk(
-            chunk_id,
-            document_id,
-            chunk.index,
-            len(batches) - 1,
-            len(batches[-1]),
-            chunk.text,
-            False,
-        )
-        batches[-1].append(item)
-        first_copy[chunk.text] = item
-        placed.append(item)
-    return placed, batches
+        duplicate = row is not None
+        if row is None:
+            row = batch._rows[chunk.text] = batch.unique
+            batch.texts.append((chunk_id, chunk.text))
+        placed = PlacedChunk(chunk_id, document_id, chunk.index, batch.index, row, duplicate)
+        batch.chunks.append(placed)
+        self.placed += 1
+        return placed
+
+    def take_completed(self) -> list[Batch]:
+        done, self._completed = self._completed, []
+        return done
+
+    def finish(self) -> list[Batch]:
+        """The remaining batches, the last one included if it holds anything."""
+        if self.current.unique:
+            self._completed.append(self.current)
+            self.current = Batch(self.current.index + 1)
+        return self.take_completed()
+
+    @property
+    def batch_count(self) -> int:
+        """Batches opened so far (the current one counts once it holds a chunk)."""
+        return self.current.index + (1 if self.current.unique else 0)

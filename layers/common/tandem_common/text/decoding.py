@@ -10,7 +10,9 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from tandem_common.contracts import input_format
@@ -105,35 +107,64 @@ def _id_of(obj: Any, fallback: str) -> str:
     return fallback
 
 
-def parse_jsonl(data: bytes) -> ParsedInput:
-    out, seen = ParsedInput(), set[str]()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+Parsed = InputDocument | RejectedDocument
+
+
+def iter_jsonl(lines: Iterable[bytes]) -> Iterator[Parsed]:
+    """JSONL lines (split on b"\\n") → each document or rejection, in order, one line at a time.
+
+    Numbering counts every line, blank ones included, so a rejected line is `line-N` of the
+    file; a UTF-8 BOM on the first line is dropped; UTF-16 (a BOM on the first line) is read
+    whole, as text."""
+    seen: set[str] = set()
+    it = iter(lines)
+    first = next(it, None)
+    if first is None:
+        return
+    if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        data = b"\n".join([first, *it])
         try:
-            lines = [ln.encode() for ln in decode_text(data).splitlines()]
+            decoded = [ln.encode() for ln in decode_text(data).splitlines()]
         except DocumentRejected as exc:
-            out.rejected.append(RejectedDocument("line-1", exc.reason))
-            return out
-    else:
-        lines = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
-    for number, raw in enumerate(lines, start=1):
-        fallback = f"line-{number}"
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.rejected.append(RejectedDocument(fallback, f"invalid UTF-8 at byte {exc.start}"))
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            out.rejected.append(RejectedDocument(fallback, f"malformed JSON: {exc.msg}"))
-            continue
-        try:
-            _add(out, seen, _document_from(obj, fallback))
-        except DocumentRejected as exc:
-            out.rejected.append(RejectedDocument(_id_of(obj, fallback), exc.reason))
+            yield RejectedDocument("line-1", exc.reason)
+            return
+        it, first = iter(decoded[1:]), (decoded[0] if decoded else b"")
+    for number, raw in enumerate(chain([first.removeprefix(codecs.BOM_UTF8)], it), start=1):
+        if raw.strip():
+            yield _jsonl_line(raw, f"line-{number}", seen)
+
+
+def _jsonl_line(raw: bytes, fallback: str, seen: set[str]) -> Parsed:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RejectedDocument(fallback, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RejectedDocument(fallback, f"malformed JSON: {exc.msg}")
+    try:
+        doc = _document_from(obj, fallback)
+    except DocumentRejected as exc:
+        return RejectedDocument(_id_of(obj, fallback), exc.reason)
+    if doc.id in seen:
+        return RejectedDocument(doc.id, "duplicate document id")
+    seen.add(doc.id)
+    return doc
+
+
+def collect(items: Iterable[Parsed]) -> ParsedInput:
+    out = ParsedInput()
+    for item in items:
+        if isinstance(item, InputDocument):
+            out.documents.append(item)
+        else:
+            out.rejected.append(item)
     return out
+
+
+def parse_jsonl(data: bytes) -> ParsedInput:
+    return collect(iter_jsonl(data.split(b"\n")))
 
 
 def parse_json(data: bytes, name: str) -> ParsedInput:

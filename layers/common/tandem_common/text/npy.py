@@ -18,19 +18,50 @@ class NpyError(ValueError):
     pass
 
 
-def encode_f32(rows: int, cols: int, values: array) -> bytes:
-    """Serialise `values` (array('f'), row-major, rows*cols long) as a v1.0 .npy file."""
-    if values.typecode != "f" or len(values) != rows * cols:
-        raise NpyError("values must be array('f') of rows*cols floats")
+def header_f32(rows: int, cols: int) -> bytes:
+    """The v1.0 .npy header of a little-endian float32 `[rows, cols]` array."""
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"
     # Pad with spaces so that magic + 2 + 2 + header + '\n' is a multiple of 64.
     unpadded = len(MAGIC) + 2 + 2 + len(header) + 1
     header += " " * ((64 - unpadded % 64) % 64) + "\n"
+    return MAGIC + b"\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+
+
+def encode_f32(rows: int, cols: int, values: array) -> bytes:
+    """Serialise `values` (array('f'), row-major, rows*cols long) as a v1.0 .npy file."""
+    if values.typecode != "f" or len(values) != rows * cols:
+        raise NpyError("values must be array('f') of rows*cols floats")
     data = values
     if sys.byteorder == "big":
         data = array("f", values)
         data.byteswap()
-    return MAGIC + b"\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data.tobytes()
+    return header_f32(rows, cols) + data.tobytes()
+
+
+def shape_and_offset(head: bytes) -> tuple[int, int, str, int]:
+    """(rows, cols, dtype, payload offset) of a 2-D .npy file, from its first bytes (256 are
+    always enough for the files Tandem writes)."""
+    if not head.startswith(MAGIC) or len(head) < 10:
+        raise NpyError("not a .npy file")
+    major = head[6]
+    if major == 1:
+        (hlen,) = struct.unpack_from("<H", head, 8)
+        start = 10
+    elif major in (2, 3):
+        (hlen,) = struct.unpack_from("<I", head, 8)
+        start = 12
+    else:
+        raise NpyError(f"unsupported .npy version {major}")
+    try:
+        header = ast.literal_eval(head[start : start + hlen].decode("latin-1"))
+    except (ValueError, SyntaxError) as exc:
+        raise NpyError("bad .npy header") from exc
+    if not isinstance(header, dict) or header.get("fortran_order"):
+        raise NpyError("unsupported .npy layout")
+    shape = header.get("shape")
+    if not (isinstance(shape, tuple) and len(shape) == 2):
+        raise NpyError(f"expected a 2-D array, got shape {shape!r}")
+    return int(shape[0]), int(shape[1]), str(header.get("descr")), start + hlen
 
 
 def encode_rows(rows: Sequence[Sequence[float]], cols: int) -> bytes:
@@ -44,32 +75,11 @@ def encode_rows(rows: Sequence[Sequence[float]], cols: int) -> bytes:
 
 def decode_f32(data: bytes) -> tuple[int, int, array]:
     """Parse a 2-D little-endian float32 (or float16/float64, converted) .npy file."""
-    if not data.startswith(MAGIC) or len(data) < 10:
-        raise NpyError("not a .npy file")
-    major = data[6]
-    if major == 1:
-        (hlen,) = struct.unpack_from("<H", data, 8)
-        start = 10
-    elif major in (2, 3):
-        (hlen,) = struct.unpack_from("<I", data, 8)
-        start = 12
-    else:
-        raise NpyError(f"unsupported .npy version {major}")
-    try:
-        header = ast.literal_eval(data[start : start + hlen].decode("latin-1"))
-    except (ValueError, SyntaxError) as exc:
-        raise NpyError("bad .npy header") from exc
-    if not isinstance(header, dict) or header.get("fortran_order"):
-        raise NpyError("unsupported .npy layout")
-    shape = header.get("shape")
-    if not (isinstance(shape, tuple) and len(shape) == 2):
-        raise NpyError(f"expected a 2-D array, got shape {shape!r}")
-    rows, cols = int(shape[0]), int(shape[1])
-    descr = header.get("descr")
+    rows, cols, descr, offset = shape_and_offset(data)
     codes = {"<f4": "f", "<f8": "d", "<f2": "e"}
     if descr not in codes:
         raise NpyError(f"unsupported dtype {descr!r}")
-    payload = data[start + hlen :]
+    payload = data[offset:]
     itemsize = struct.calcsize(codes[descr])
     if len(payload) != rows * cols * itemsize:
         raise NpyError("truncated .npy payload")

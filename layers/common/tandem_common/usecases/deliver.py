@@ -1,20 +1,29 @@
-"""Deliver: merge batch outputs into the result artefacts and finish the job.
+"""Deliver: the accounting after the Map, in bounded memory and time whatever the job's size.
 
-Trusts S3, not the Map results: a batch is done iff its .npy exists with the right row count;
-`batch_results` only supply failure reasons. Documents are all-or-nothing: a document with a
-chunk in a failed batch is failed with that batch's reason. Re-running gives the same files
-and the same record (the terminal write is a no-op the second time).
+The vectors are already in S3: each Map child wrote its batch's result shard (collect.py).
+Deliver trusts S3, not the Map's results: a batch is done iff its shard exists; a batch with no
+shard and no failure record is collected here (its output may exist though its child's collect
+step failed); otherwise it failed with the reason its child recorded, or the reason given in
+`batch_results`, or "batch output missing". Documents are all-or-nothing: a document with a
+chunk in a failed batch fails with that batch's reason, and its rows are taken out of the other
+shards it reached (only those few shards are rewritten). Then it writes `result/documents.jsonl`,
+`result/failures.jsonl`, `result/shards.jsonl` and a small manifest, finishes the job and tells
+the world. It streams the per-document and per-batch lists, so memory does not grow with the
+job. Re-running it gives the same files and the same record (the terminal write is a no-op the
+second time).
 """
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tandem_common.adapters.jobs import JobStore
-from tandem_common.adapters.storage import Storage
+from tandem_common.adapters.storage import JsonlUpload, Storage
 from tandem_common.contracts import JobPaths
 from tandem_common.models import (
     BatchResult,
@@ -26,56 +35,92 @@ from tandem_common.models import (
 )
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
-from tandem_common.text.npy import NpyError, decode_f32, encode_f32
+from tandem_common.text.npy import NpyError, decode_f32, encode_f32, shape_and_offset
+from tandem_common.usecases.collect import collect_into_shard
 from tandem_common.usecases.notifications import notify_job_finished
+
+COLLECT_WORKERS = 16
 
 
 @dataclass
-class BatchOutput:
-    cols: int
-    values: array
+class BatchState:
+    index: int
+    rows: int  # chunk rows placed in the batch (its shard's rows before any repair)
+    reason: str | None = None  # set when the batch failed
 
 
-def _reason(result: BatchResult | None, fallback: str) -> str:
-    if result is None or result.error is None:
-        return fallback
-    cause = (result.error.Cause or "")[:300]
-    return f"batch failed: {result.error.Error}" + (f": {cause}" if cause else "")
+def _indexes(storage: Storage, prefix_uri: str, suffix: str) -> set[int]:
+    out = set()
+    for key in storage.list_keys(prefix_uri):
+        index = JobPaths.index_of(key)
+        if index is not None and key.endswith(suffix):
+            out.add(index)
+    return out
 
 
-def load_batches(
-    manifest: dict[str, Any],
-    expected_rows: dict[int, int],
-    results: dict[int, BatchResult],
-    storage: Storage,
-) -> tuple[dict[int, BatchOutput], dict[int, str]]:
-    """Read every batch's .npy; returns (ok outputs, failure reason per failed batch)."""
-    ok: dict[int, BatchOutput] = {}
-    failed: dict[int, str] = {}
-    dims: int | None = None
-    for ref in manifest["batches"]:
-        index = int(ref["index"])
-        data = storage.get_bytes_if_exists(ref["outputs_uri"])
-        if data is None:
-            failed[index] = _reason(results.get(index), "batch output missing")
-            continue
-        try:
-            rows, cols, values = decode_f32(data)
-        except NpyError as exc:
-            failed[index] = f"batch output unreadable: {exc}"
-            continue
-        if rows != expected_rows.get(index, 0) or (dims is not None and cols != dims):
-            failed[index] = (
-                f"batch output has {rows}x{cols}, expected {expected_rows.get(index, 0)} rows"
-            )
-            continue
-        dims = cols
-        ok[index] = BatchOutput(cols, values)
-    return ok, failed
+def settle_batches(
+    paths: JobPaths, batch_results: list[BatchResult], storage: Storage
+) -> dict[int, BatchState]:
+    """Every batch's outcome: shard written, or failed with a reason."""
+    batches = {
+        int(b["index"]): BatchState(int(b["index"]), int(b["rows"]))
+        for b in storage.iter_jsonl(paths.uri(paths.batch_list))
+    }
+    sharded = _indexes(storage, paths.uri(paths.shard_prefix), ".jsonl")
+    failed = _indexes(storage, paths.uri(paths.batch_failed_prefix), ".json")
+    given = {r.index: r for r in batch_results}
+    for index in failed - sharded:
+        record = storage.get_json(paths.uri(paths.batch_failed(index)))
+        batches[index].reason = str(record["reason"])
+    missing = [i for i in batches if i not in sharded and i not in failed]
+
+    def collect(index: int) -> tuple[int, str | None]:
+        result = given.get(index)
+        error = result.error if result is not None and not result.ok else None
+        return index, collect_into_shard(paths, index, error, storage).reason
+
+    with ThreadPoolExecutor(max_workers=COLLECT_WORKERS) as pool:
+        for index, reason in pool.map(collect, missing):
+            batches[index].reason = reason
+    return batches
 
 
-def _f32(x: float) -> float:
-    return float(f"{x:.9g}")
+def _strip_documents(paths: JobPaths, index: int, documents: set[str], storage: Storage) -> int:
+    """Take `documents`' rows out of shard `index` (their document failed elsewhere); returns
+    the rows left. Deletes a shard left empty."""
+    jsonl_uri, npy_uri = paths.uri(paths.shard_jsonl(index)), paths.uri(paths.shard_npy(index))
+    lines = list(storage.iter_lines(jsonl_uri))
+    try:
+        rows, dims, values = decode_f32(storage.get_bytes(npy_uri))
+    except NpyError as exc:
+        raise RuntimeError(f"shard {index} is unreadable: {exc}") from exc
+    keep = [
+        i for i, line in enumerate(lines) if line.strip() and _document_of(line) not in documents
+    ]
+    if len(keep) == rows:
+        return rows
+    if not keep:
+        storage.delete(jsonl_uri)
+        storage.delete(npy_uri)
+        return 0
+    flat = array("f")
+    for i in keep:
+        flat.extend(values[i * dims : (i + 1) * dims])
+    storage.put_bytes(npy_uri, encode_f32(len(keep), dims, flat), "application/octet-stream")
+    storage.put_bytes(jsonl_uri, b"".join(lines[i] + b"\n" for i in keep), "application/x-ndjson")
+    return len(keep)
+
+
+def _document_of(line: bytes) -> str:
+    return str(json.loads(line)["document_id"])
+
+
+def _dims(paths: JobPaths, shards: list[int], storage: Storage) -> int:
+    """The vectors' width, from the first shard's .npy header."""
+    if not shards:
+        return 0
+    head = storage.get_range(paths.uri(paths.shard_npy(shards[0])), 0, 255)
+    return shape_and_offset(head)[1]
 
 
 def deliver_job(
@@ -87,65 +132,63 @@ def deliver_job(
 ) -> DeliverResult:
     job = store.require(job_id)
     paths = JobPaths(settings.resources.data_bucket, job_id)
-    manifest = storage.get_json(paths.uri(paths.batch_manifest))
-    chunk_rows: list[dict[str, Any]] = storage.get_jsonl(paths.uri(paths.chunks))
-    failures = [
-        DocumentFailure.model_validate(r)
-        for r in storage.get_jsonl(paths.uri(paths.document_failures))
-    ]
+    batches = settle_batches(paths, batch_results, storage)
+    shard_rows = {i: b.rows for i, b in batches.items() if b.reason is None}
+    strip: dict[int, set[str]] = defaultdict(set)
+    documents = chunks = embedded = failed = 0
+    first_failures: list[dict[str, Any]] = []
 
-    expected_rows: dict[int, int] = defaultdict(int)
-    for row in chunk_rows:
-        expected_rows[row["batch"]] = max(expected_rows[row["batch"]], row["row"] + 1)
-    outputs, failed_batches = load_batches(
-        manifest, expected_rows, {r.index: r for r in batch_results}, storage
-    )
+    def fail(failures: JsonlUpload, doc_id: str, reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        failures.write({"id": doc_id, "reason": reason})
+        if len(first_failures) < 100:
+            first_failures.append({"id": doc_id, "reason": reason})
 
-    by_document: dict[str, list[dict[str, Any]]] = {}
-    for row in chunk_rows:
-        by_document.setdefault(row["document_id"], []).append(row)
-    documents: list[dict[str, Any]] = []
-    vectors: list[dict[str, Any]] = []
-    flat = array("f")
-    dims = next(iter(outputs.values())).cols if outputs else 0
-    for document_id, rows in by_document.items():
-        bad = next((failed_batches[r["batch"]] for r in rows if r["batch"] in failed_batches), None)
-        if bad is not None:
-            failures.append(DocumentFailure(id=document_id, reason=bad))
-            documents.append({"id": document_id, "chunks": len(rows), "status": "FAILED"})
-            continue
-        documents.append({"id": document_id, "chunks": len(rows), "status": "SUCCEEDED"})
-        for r in rows:
-            out = outputs[r["batch"]]
-            vector = out.values[r["row"] * dims : (r["row"] + 1) * dims]
-            flat.extend(vector)
-            vectors.append(
+    with (
+        JsonlUpload(storage, paths.uri(paths.result_documents)) as doc_out,
+        JsonlUpload(storage, paths.uri(paths.result_failures)) as failures,
+    ):
+        for doc in storage.iter_jsonl(paths.uri(paths.batch_documents)):
+            documents += 1
+            chunks += doc["chunks"]
+            span = range(doc["first_batch"], doc["last_batch"] + 1)
+            reason = next((batches[i].reason for i in span if batches[i].reason), None)
+            if reason is None:
+                embedded += doc["chunks"]
+                doc_out.write({"id": doc["id"], "chunks": doc["chunks"], "status": "SUCCEEDED"})
+                continue
+            doc_out.write({"id": doc["id"], "chunks": doc["chunks"], "status": "FAILED"})
+            fail(failures, doc["id"], reason)
+            for i in span:
+                if batches[i].reason is None:
+                    strip[i].add(doc["id"])
+        for rejected in storage.iter_jsonl(paths.uri(paths.document_failures)):
+            documents += 1
+            doc_out.write({"id": rejected["id"], "chunks": 0, "status": "FAILED"})
+            fail(failures, rejected["id"], rejected["reason"])
+
+    for index, doc_ids in sorted(strip.items()):
+        shard_rows[index] = _strip_documents(paths, index, doc_ids, storage)
+    shards = sorted(i for i, rows in shard_rows.items() if rows)
+    dims = _dims(paths, shards, storage)
+    with JsonlUpload(storage, paths.uri(paths.result_shards)) as shard_index:
+        for i in shards:
+            shard_index.write(
                 {
-                    "chunk_id": r["chunk_id"],
-                    "document_id": document_id,
-                    "chunk_index": r["chunk_index"],
-                    "embedding": [_f32(v) for v in vector],
+                    "index": i,
+                    "rows": shard_rows[i],
+                    "vectors_jsonl": paths.uri(paths.shard_jsonl(i)),
+                    "vectors_npy": paths.uri(paths.shard_npy(i)),
                 }
             )
-    for failure in failures:
-        if failure.id not in by_document:
-            documents.append({"id": failure.id, "chunks": 0, "status": "FAILED"})
 
-    status: JobStatus = "FAILED" if not vectors else ("PARTIAL" if failures else "SUCCEEDED")
-    counts = Counts(
-        documents=len(documents),
-        chunks=len(chunk_rows),
-        embedded=len(vectors),
-        failed=len(failures),
-    )
+    status: JobStatus = "FAILED" if not embedded else ("PARTIAL" if failed else "SUCCEEDED")
+    counts = Counts(documents=documents, chunks=chunks, embedded=embedded, failed=failed)
+    failed_batches = [
+        {"index": i, "reason": batches[i].reason} for i in sorted(batches) if batches[i].reason
+    ]
     result_manifest_uri = paths.uri(paths.result_manifest)
-    storage.put_jsonl(paths.uri(paths.result_vectors_jsonl), vectors)
-    storage.put_bytes(
-        paths.uri(paths.result_vectors_npy),
-        encode_f32(len(vectors), dims, flat),
-        "application/octet-stream",
-    )
-    storage.put_jsonl(paths.uri(paths.result_failures), (f.model_dump() for f in failures))
     storage.put_json(
         result_manifest_uri,
         {
@@ -155,15 +198,13 @@ def deliver_job(
             "dims": dims,
             "counts": counts.model_dump(),
             "files": {
-                "vectors_jsonl": paths.uri(paths.result_vectors_jsonl),
-                "vectors_npy": paths.uri(paths.result_vectors_npy),
+                "documents": paths.uri(paths.result_documents),
                 "failures": paths.uri(paths.result_failures),
+                "shards": paths.uri(paths.result_shards),
             },
-            "documents": documents,
-            "failed_documents": [f.model_dump() for f in failures],
-            "failed_batches": [
-                {"index": i, "reason": reason} for i, reason in sorted(failed_batches.items())
-            ],
+            "shards": {"count": len(shards), "rows": embedded},
+            "failed_batches": failed_batches[:100],
+            "failed_batch_count": len(failed_batches),
         },
     )
     error = (
@@ -171,10 +212,24 @@ def deliver_job(
         if status == "FAILED"
         else None
     )
-    job, changed = store.finish(job_id, status, counts, result_manifest_uri, failures, error)
+    job, changed = store.finish(
+        job_id,
+        status,
+        counts,
+        result_manifest_uri,
+        [DocumentFailure.model_validate(f) for f in first_failures],
+        error,
+    )
     logger.info(
         "delivered",
-        extra={"job_id": job_id, "status": status, **counts.model_dump(), "changed": changed},
+        extra={
+            "job_id": job_id,
+            "status": status,
+            **counts.model_dump(),
+            "shards": len(shards),
+            "repaired_shards": len(strip),
+            "changed": changed,
+        },
     )
     notify_job_finished(job, settings, store)
     return DeliverResult(

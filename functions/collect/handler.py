@@ -1,0 +1,34 @@
+"""Collect step (the last state of each Map child): one batch's output → its result shard.
+
+Event: `{"job_id", "index", "request": {"inputs_uri", "outputs_uri"}, "error"?: {"Error",
+"Cause"}}` (the child's state) → `{"index", "ok", "rows", "reason"}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tandem_common.adapters.jobs import JobStore
+from tandem_common.adapters.storage import Storage
+from tandem_common.models import CollectInput
+from tandem_common.observability import logger, traced
+from tandem_common.settings import get_settings
+from tandem_common.usecases.collect import collect_batch
+
+settings = get_settings()  # validated at cold start
+
+jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
+
+
+@logger.inject_lambda_context(clear_state=True)
+@traced
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = CollectInput.model_validate(event)
+    result = collect_batch(request, settings, jobs, Storage())
+    if not result.ok:
+        logger.info(
+            "batch failed",
+            extra={"job_id": request.job_id, "batch": request.index, "reason": result.reason},
+        )
+    return result.model_dump()
