@@ -2,6 +2,9 @@
 
 A plan counts down per invocation: `{"throttle": n}` -> 429, `{"error_5xx": n}` -> 500,
 `{"slow_s": s, "count": n}` -> sleep s then serve, `{"malformed": n}` -> 200 off-contract.
+A slow request may carry its own deadline, `{"slow_s": s, "count": n, "deadline_s": d}`: it is
+answered 503 `deadline_exceeded` after d seconds, so a test sees the deadline's answer without
+shortening the deadline every other (honest, if slow) request gets.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PLAN_KEYS = ("throttle", "error_5xx", "slow_s", "count", "malformed")
+PLAN_KEYS = ("throttle", "error_5xx", "slow_s", "count", "deadline_s", "malformed")
 
 
 @dataclass
@@ -18,6 +21,7 @@ class FaultPlan:
     error_5xx: int = 0
     slow_s: float = 0.0
     slow_count: int = 0
+    slow_deadline_s: float | None = None  # a slow request's own deadline (else the server's)
     malformed: int = 0
 
     def update(self, plan: dict[str, Any]) -> None:
@@ -33,6 +37,12 @@ class FaultPlan:
                 raise ValueError("slow_s must be a non-negative number")
             self.slow_s = float(slow_s)
             self.slow_count = _non_negative_int(plan.get("count", 1), "count")
+            deadline = plan.get("deadline_s")
+            if deadline is not None and (
+                isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
+            ):
+                raise ValueError("deadline_s must be a positive number")
+            self.slow_deadline_s = None if deadline is None else float(deadline)
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
