@@ -76,10 +76,10 @@ $(LOCAL_BUILD)/runtime/.installed: requirements/dev.txt
 	touch $@
 
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS) --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost
 
 integration: venv
-	$(BIN)/python -m pytest tests/integration -q -m integration
+	$(BIN)/python -m pytest tests/integration -q -m integration $(PYTEST_ARGS)
 
 test: venv
 	$(MAKE) lint typecheck template-check hadolint build unit integration
