@@ -20,6 +20,10 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
    moto server's threads, does not: two `SET n = n + :one` updates could both read the old
    value (a lost update), two conditional puts could both win. One lock around moto's write
    operations gives the guarantee DynamoDB has (``serialise_dynamodb_writes``).
+7. A Distributed Map worker ran its items by recursion (``_eval_pool`` calling itself for the
+   next item), so a worker with more than ~1,000 items (a 1M-chunk job: 15,625 batches on 8
+   workers) died of ``RecursionError`` and the Map never finished. It loops instead
+   (``_distributed_worker_loop``), with the same frame and job-pool steps.
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -135,6 +139,7 @@ def apply() -> bool:
 
     setattr(cls, "_from_error", _from_error)  # noqa: B010 (a patch, on purpose)
     _patch_result_writer()
+    _patch_distributed_worker()
     serialise_dynamodb_writes()
     setattr(cls, _APPLIED_MARK, True)
     return True
@@ -160,6 +165,35 @@ def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) 
 
         locked._tandem_serialised = True  # type: ignore[attr-defined]
         patch(DynamoDBBackend, name, locked)
+
+
+def _patch_distributed_worker() -> None:
+    """7. A Distributed Map worker loops over its items instead of recursing per item."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as worker,
+    )
+
+    def _distributed_worker_loop(self, job, worker_frame):
+        while True:
+            if job is None:
+                self._env.delete_frame(worker_frame)
+                return
+            job_frame = worker_frame.open_inner_frame()
+            self._eval_job(env=job_frame, job=job)
+            worker_frame.delete_frame(job_frame)
+            if isinstance(job.job_output, Exception) or self.stopped():
+                self._env.delete_frame(worker_frame)
+                self._job_pool.close_job(job)
+                return
+            next_job = self._job_pool.next_job()
+            if next_job is None:
+                self._env.delete_frame(worker_frame)
+                self._job_pool.close_job(job)
+                return
+            self._job_pool.close_job(job)
+            job = next_job
+
+    setattr(worker.DistributedItemProcessorWorker, "_eval_pool", _distributed_worker_loop)  # noqa: B010
 
 
 def _patch_result_writer() -> None:

@@ -345,3 +345,53 @@ def test_every_moto_dynamodb_write_runs_under_the_one_lock(monkeypatch):
         getattr(backend, name)()
     assert held == dict.fromkeys(moto_compat.DYNAMODB_WRITES, True)
     assert not moto_compat._DYNAMODB_LOCK.locked()
+
+
+def test_a_distributed_map_worker_runs_more_items_than_the_recursion_limit():
+    """Gap 7: one worker (MaxConcurrency 1) through 1,500 items: moto recursed per item."""
+    import sys
+
+    from moto import mock_aws
+
+    items = 1_500
+    assert items > sys.getrecursionlimit()
+    definition = {
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Map",
+                "MaxConcurrency": 1,
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSON"},
+                    "Parameters": {"Bucket": "compat-bucket", "Key": "many.json"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "ResultPath": None,
+                "End": True,
+            }
+        },
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="compat-bucket")
+        s3.put_object(Bucket="compat-bucket", Key="many.json", Body=json.dumps(list(range(items))))
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="many-items",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/x",
+        )["stateMachineArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            d = sfn.describe_execution(executionArn=ex)
+            if d["status"] != "RUNNING":
+                break
+            time.sleep(0.2)
+    assert d["status"] == "SUCCEEDED", d
