@@ -439,6 +439,8 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
             "http://host.docker.internal:<port> (env.json, `--config-env local`)"
         )
     echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
+    if cloud.vector_index_arn:
+        echo(f"vector index (S3 Vectors, on the moto URL): {cloud.vector_index_arn}")
     if cloud.seed_path is not None:
         echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
     echo(f"logs: {cloud.log_dir}")

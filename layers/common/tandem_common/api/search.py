@@ -29,7 +29,8 @@ router = APIGatewayHttpRouter()
 
 @lru_cache(maxsize=1)
 def _service_for(settings: Settings) -> SearchService:
-    return SearchService(settings, Indexer.from_settings(settings))
+    # one writer: a delete is one request's keys, not one of the Map's concurrent steps
+    return SearchService(settings, Indexer.from_settings(settings, writers=1))
 
 
 def search_service() -> SearchService:

@@ -105,13 +105,14 @@ class Indexer:
         self.documents = documents
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Indexer | None:
+    def from_settings(cls, settings: Settings, writers: int | None = None) -> Indexer | None:
         """One per container (its pacer is the container's); None when indexing is off. The
-        Map runs up to MapMaxConcurrency collect steps at once: each paces to its share."""
+        Map runs up to MapMaxConcurrency (the default `writers`) collect steps at once: each
+        paces to its share of VECTOR_WRITE_RATE."""
         vectors = settings.vectors
         if not vectors.enabled:
             return None
-        pacer = WritePacer(vectors.write_rate, settings.chunking.map_max_concurrency)
+        pacer = WritePacer(vectors.write_rate, writers or settings.chunking.map_max_concurrency)
         return cls(VectorIndex(vectors.index_arn, pacer), DocumentStore(vectors.documents_table))
 
     def index_batch(
