@@ -90,6 +90,7 @@ def embed(cloud: Any, text: str) -> np.ndarray:
 
 
 def run(cloud: Any) -> tuple[str, bool]:
+    load = os.getloadavg()[0]  # other work on the machine shows in the latencies
     api = TandemClient(cloud.api_url)
     t = time.monotonic()
     documents, jobs = ingest(cloud, api)
@@ -141,8 +142,9 @@ def run(cloud: Any) -> tuple[str, bool]:
         "### Search: quality and latency of `POST /v1/search` (local cloud, real model)",
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Machine: "
-        f"{platform.machine()}, {os.cpu_count()} CPUs; local cloud (moto's S3 Vectors with "
-        "moto_compat's exact QueryVectors, the real all-MiniLM-L6-v2 on the CPU endpoint)",
+        f"{platform.machine()}, {os.cpu_count()} CPUs (1-minute load average {load:.1f} at the "
+        "start); local cloud (moto's S3 Vectors with moto_compat's exact QueryVectors, the real "
+        "all-MiniLM-L6-v2 on the CPU endpoint)",
         f"- Index: {len(index)} chunks of {documents} documents from {jobs} jobs "
         f"(samples/search/corpus.jsonl, 24 documents on 12 pairs of close topics, and "
         f"samples/api as distractors), ingested through POST /v1/jobs in {ingest_s:.1f} s",
@@ -164,9 +166,9 @@ def run(cloud: Any) -> tuple[str, bool]:
         "the local HTTP API, the api function's worker process and moto's HTTP round trips. "
         'Expected on AWS: QueryVectors is "sub-second for cold queries and as low as 100 '
         f'milliseconds for warm queries" per AWS ([S3 Vectors best practices]({AWS_SOURCE})); '
-        "add one SageMaker InvokeEndpoint for one short text (on a GPU instance the model's "
-        "forward is a few ms; the CPU figure above is this machine's) and a warm Lambda behind "
-        "API Gateway. Not measured on AWS here.",
+        "add one SageMaker InvokeEndpoint for one short text (the CPU figure above is this "
+        "machine's; a GPU instance was not measured here) and a warm Lambda behind API Gateway. "
+        "Not measured on AWS here.",
     ]
     if misses:
         lines += ["", f"Misses at @1 ({len(misses)}):", ""] + [f"- {m}" for m in misses]
