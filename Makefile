@@ -99,6 +99,7 @@ bench: venv build
 	$(BIN)/python bench/lambda_footprint.py
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/cost_bench.py
 	$(MAKE) scale
 

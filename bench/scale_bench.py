@@ -120,7 +120,15 @@ def run_size(target: int, timeout: float) -> dict[str, Any]:
         LocalCloud(
             log_dir=logs,
             endpoint_args=["--backend", "fake-fast"],
-            parameter_overrides={"BatchSize": str(BATCH), "MapMaxConcurrency": str(CONCURRENCY)},
+            # No vector index: moto keeps each vector as Python objects (measured: about 20 KB
+            # of RSS per 384-dimension vector), so 1M would need ~20 GB here. What indexing adds
+            # per batch (one PutVectors, one BatchGetItem, one BatchWriteItem in collect) is in
+            # docs/ARCHITECTURE.md; bench/search_bench.py and the tests run it.
+            parameter_overrides={
+                "BatchSize": str(BATCH),
+                "MapMaxConcurrency": str(CONCURRENCY),
+                "VectorIndexing": "false",
+            },
         ) as cloud,
     ):
         key = f"staging/scale/{uuid.uuid4().hex}.jsonl"

@@ -5,6 +5,7 @@ cost.py, demo.py and local/ (the local cloud)."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -357,6 +358,46 @@ def retry(
     with console.JobProgress() as progress:
         views = client.wait_for_jobs([rid], timeout, on_update=progress)
     sys.exit(0 if console.report_jobs([rid], views) else 1)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--top-k", "-k", default=5, show_default=True, help="how many chunks (at most 100)")
+@click.option("--document", "documents", multiple=True, help="only this document (repeatable)")
+@click.option("--job", "jobs", multiple=True, help="only chunks indexed by this job (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON answer")
+@api_option
+@stack_option
+@friendly_errors
+def search(
+    query: str,
+    top_k: int,
+    documents: tuple[str, ...],
+    jobs: tuple[str, ...],
+    as_json: bool,
+    api: str | None,
+    stack: str | None,
+) -> None:
+    """Search the indexed documents (POST /v1/search): the nearest chunks, best first."""
+    body = TandemClient.from_options(api, stack).search(query, top_k, documents, jobs)
+    if as_json:
+        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        console.print_search(body)
+
+
+@main.command()
+@click.argument("document_id")
+@api_option
+@stack_option
+@friendly_errors
+def delete(document_id: str, api: str | None, stack: str | None) -> None:
+    """Remove a document's vectors from the index (DELETE /v1/documents/{id}); idempotent."""
+    body = TandemClient.from_options(api, stack).delete_document(document_id)
+    if body["found"]:
+        click.echo(f"deleted document {document_id}: {body['vectors']} vector(s)")
+    else:
+        click.echo(f"document {document_id} was not in the index (nothing to delete)")
 
 
 @main.command()

@@ -26,7 +26,7 @@ from typing import Any
 from tandem.local import LOCAL_CREDENTIALS, local_client, moto_compat
 from tandem.local.endpoint_process import EndpointProcess
 from tandem.local.event_sources import S3EventBridgePoller, SqsPoller
-from tandem.local.faults import EndpointFaults, Faults, LambdaFaults, S3PutFaults
+from tandem.local.faults import EndpointFaults, Faults, LambdaFaults, S3PutFaults, VectorFaults
 from tandem.local.http_api import LocalHttpApi, routes_from_functions
 from tandem.local.http_server import reachable_host
 from tandem.local.inspection import JobInspector
@@ -140,7 +140,7 @@ class LocalCloud:
 
         t0 = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        s3_faults = self._start_moto()
+        s3_faults, vector_faults = self._start_moto()
         self.resources = create_resources(
             self.template,
             boto3.Session(region_name=self.region),
@@ -170,7 +170,7 @@ class LocalCloud:
         self._setenv("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url)
         self._setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", self.endpoint_url)
         self._faults = Faults(
-            EndpointFaults(self.endpoint_url), LambdaFaults(self._lambda), s3_faults
+            EndpointFaults(self.endpoint_url), LambdaFaults(self._lambda), s3_faults, vector_faults
         )
         self._jobs = JobInspector(
             self.client("dynamodb"),
@@ -201,9 +201,9 @@ class LocalCloud:
             write_state(self.state_file, self.state())
         return self
 
-    def _start_moto(self) -> S3PutFaults:
+    def _start_moto(self) -> tuple[S3PutFaults, VectorFaults]:
         """In-process moto with the real ASL interpreter, and a moto server on the same state
-        (with the S3 fault middleware in front of it). Returns that middleware."""
+        (with the S3 and S3 Vectors fault middleware in front of it). Returns those."""
         from moto import mock_aws
         from moto.server import ThreadedMotoServer
 
@@ -226,11 +226,12 @@ class LocalCloud:
         self._moto_server.start()
         self.moto_url = f"http://{reachable_host(self.host)}:{moto_port}"
         server = self._moto_server._server  # werkzeug server: requests run `server.app`
-        s3_faults = S3PutFaults(server.app)
+        vector_faults = VectorFaults(server.app)
+        s3_faults = S3PutFaults(vector_faults)
         self.requests = RequestMeter(s3_faults)
         server.app = self.requests
         moto_compat.apply()
-        return s3_faults
+        return s3_faults, vector_faults
 
     def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {
@@ -357,6 +358,11 @@ class LocalCloud:
         return str(self.resources["JobDeadLetterQueue"]["url"])
 
     @property
+    def vector_index_arn(self) -> str:
+        """The S3 Vectors index ("" when the template's VectorIndexing is false)."""
+        return str(self.resources.get("VectorIndex", {}).get("arn", ""))
+
+    @property
     def state_machine_arn(self) -> str:
         return str(self.resources["PipelineStateMachine"]["arn"])
 
@@ -433,6 +439,8 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
             "http://host.docker.internal:<port> (env.json, `--config-env local`)"
         )
     echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
+    if cloud.vector_index_arn:
+        echo(f"vector index (S3 Vectors, on the moto URL): {cloud.vector_index_arn}")
     if cloud.seed_path is not None:
         echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
     echo(f"logs: {cloud.log_dir}")

@@ -2,7 +2,8 @@
 
 `LocalCloud.faults.endpoint` drives the endpoint server's own plan (`POST /faults`: throttle,
 5xx, slow, malformed), `.lambdas` the Lambda service's worker faults (crash, crash_after, hang),
-`.s3` PutObject failures injected in front of the moto server. Each `set(None)` clears.
+`.s3` PutObject failures and `.vectors` S3 Vectors throttles injected in front of the moto
+server. Each `set(None)` clears.
 """
 
 from __future__ import annotations
@@ -116,13 +117,63 @@ class S3PutFaults:
         return [body]
 
 
+class VectorFaults:
+    """WSGI middleware on the moto server: answers the next `count` S3 Vectors calls of
+    `operation` (e.g. PutVectors) as the service throttles, 429 `TooManyRequestsException`, so
+    the callers' SDK retries (or gives up) as it would on AWS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.rules: dict[str, int] = {}
+        self.injected: list[str] = []  # operations throttled so far
+
+    def set(self, rules: dict[str, int] | None) -> None:
+        """`{"PutVectors": 3, "DeleteVectors": 1}`; None clears."""
+        with self.lock:
+            self.rules = {op: int(n) for op, n in (rules or {}).items()}
+            self.injected = []
+
+    def _match(self, environ: dict[str, Any]) -> str | None:
+        if not self.rules or "/s3vectors/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
+            return None
+        operation = environ.get("PATH_INFO", "").strip("/")
+        with self.lock:
+            if self.rules.get(operation, 0) > 0:
+                self.rules[operation] -= 1
+                self.injected.append(operation)
+                return operation
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        operation = self._match(environ)
+        if operation is None:
+            return self.app(environ, start_response)
+        from werkzeug.wrappers import Request
+
+        Request(environ).get_data()  # drain the body so the connection stays usable
+        body = json.dumps({"message": f"Injected throttle on {operation} (local cloud)"}).encode()
+        start_response(
+            "429 Too Many Requests",
+            [
+                ("Content-Type", "application/json"),
+                ("x-amzn-ErrorType", "TooManyRequestsException"),
+                ("x-amzn-RequestId", uuid.uuid4().hex),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
+
+
 @dataclass
 class Faults:
     endpoint: EndpointFaults
     lambdas: LambdaFaults
     s3: S3PutFaults
+    vectors: VectorFaults
 
     def clear(self) -> None:
         self.endpoint.set(None)
         self.lambdas.set(None)
         self.s3.set(None)
+        self.vectors.set(None)

@@ -1,4 +1,5 @@
-"""Reading jobs and executions straight from the local cloud's moto (the demo, tests, load)."""
+"""Reading jobs, executions and the vector index straight from the local cloud's moto (the demo,
+tests, load, benchmarks)."""
 
 from __future__ import annotations
 
@@ -149,3 +150,11 @@ class JobInspector:
                 return
             time.sleep(0.5)
         raise TimeoutError("local cloud did not drain")
+
+
+def stored_vectors(s3vectors: Any, index_arn: str) -> dict[str, dict[str, Any]]:
+    """Every vector of an S3 Vectors index: key -> {"key", "data", "metadata"} (ListVectors)."""
+    pages = s3vectors.get_paginator("list_vectors").paginate(
+        indexArn=index_arn, returnData=True, returnMetadata=True
+    )
+    return {v["key"]: v for page in pages for v in page["vectors"]}

@@ -25,6 +25,15 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
    workers) died of ``RecursionError`` and the Map never finished. It loops instead
    (``_distributed_worker_loop``), with the same frame and job-pool steps.
 
+7. S3 Vectors: moto implements vector buckets, indexes and PutVectors/GetVectors/ListVectors/
+   DeleteVectors, but not ``QueryVectors``. ``exact_query_vectors`` answers it with an exact
+   (brute-force) k-nearest-neighbour search over the index's stored vectors, in the API's shape
+   (``topK``, ``filter``, ``returnMetadata``, ``returnDistance``; ``distanceMetric`` in the
+   answer). AWS's index is approximate; this one is exact, so tests can compare with numpy.
+8. moto's CreateIndex drops ``metadataConfiguration``, so GetIndex never returned it and a query
+   could filter on a non-filterable key; it is kept on the index (``keep_metadata_configuration``),
+   and a filter naming one of those keys is a ValidationException, as on AWS.
+
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
 an unmodeled code (e.g. ``ThrottlingException``, raised by botocore as a plain ``ClientError``)
@@ -36,6 +45,7 @@ Functions; both are in the state machine's Retry list.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -141,6 +151,7 @@ def apply() -> bool:
     _patch_result_writer()
     _patch_distributed_worker()
     serialise_dynamodb_writes()
+    add_vector_query()
     setattr(cls, _APPLIED_MARK, True)
     return True
 
@@ -255,3 +266,199 @@ def adapt_definition(definition: str) -> tuple[str, list[str]]:
 
     walk(doc.get("States", {}), "")
     return json.dumps(doc), notes
+
+
+# ---------------------------------------------------------------------- S3 Vectors (7, 8)
+QUERY_VECTORS_PATH = "{0}/QueryVectors$"
+MAX_TOP_K = 100  # S3 Vectors' limit per QueryVectors request
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+}
+
+
+def _vector_error(message: str) -> Exception:
+    from moto.s3vectors.exceptions import ValidationError
+
+    return ValidationError(message)
+
+
+def _values_of(stored: Any) -> list[Any]:
+    """A metadata value as the list of values it matches: an array matches any element."""
+    return list(stored) if isinstance(stored, list) else [stored]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _condition(metadata: dict[str, Any], key: str, condition: Any) -> bool:
+    """One key's condition: a primitive (equality) or `{"$op": operand, ...}` (all must hold)."""
+    if not isinstance(condition, dict):
+        condition = {"$eq": condition}
+    present = key in metadata
+    values = _values_of(metadata.get(key))
+    for op, operand in condition.items():
+        if op == "$eq":
+            ok = present and operand in values
+        elif op == "$ne":
+            ok = not (present and operand in values)
+        elif op in _COMPARISONS:
+            if not _is_number(operand):
+                raise _vector_error(f"Invalid filter: {op} needs a number, got {operand!r}")
+            ok = present and any(_is_number(v) and _COMPARISONS[op](v, operand) for v in values)
+        elif op in ("$in", "$nin"):
+            if not isinstance(operand, list) or not operand:
+                raise _vector_error(f"Invalid filter: {op} needs a non-empty array")
+            hit = present and any(v in operand for v in values)
+            ok = hit if op == "$in" else not hit
+        elif op == "$exists":
+            if not isinstance(operand, bool):
+                raise _vector_error("Invalid filter: $exists needs a boolean")
+            ok = present == operand
+        else:
+            raise _vector_error(f"Invalid filter: unknown operator {op}")
+        if not ok:
+            return False
+    return True
+
+
+def filter_matches(metadata: dict[str, Any], flt: dict[str, Any]) -> bool:
+    """S3 Vectors' metadata filter on one vector's metadata: keys are ANDed, `$and`/`$or` take
+    non-empty arrays of filters; a missing key fails every operator but `$ne`, `$nin` and
+    `$exists: false` (as in MongoDB, whose syntax the filter follows)."""
+    for key, condition in flt.items():
+        if key in ("$and", "$or"):
+            if not isinstance(condition, list) or not condition:
+                raise _vector_error(f"Invalid filter: {key} needs a non-empty array of filters")
+            results = [filter_matches(metadata, sub) for sub in condition]
+            if not (all(results) if key == "$and" else any(results)):
+                return False
+        elif key.startswith("$"):
+            raise _vector_error(f"Invalid filter: unknown operator {key}")
+        elif not _condition(metadata, key, condition):
+            return False
+    return True
+
+
+def _filter_keys(flt: Any) -> set[str]:
+    if isinstance(flt, list):
+        return set().union(*map(_filter_keys, flt)) if flt else set()
+    if not isinstance(flt, dict):
+        return set()
+    keys: set[str] = set()
+    for key, value in flt.items():
+        keys |= _filter_keys(value) if key in ("$and", "$or") else {key}
+    return keys
+
+
+def _distance(metric: str, query: list[float], q_norm: float, vector: list[float]) -> float:
+    if metric == "euclidean":
+        return math.sqrt(math.fsum((a - b) ** 2 for a, b in zip(query, vector, strict=True)))
+    dot = math.fsum(a * b for a, b in zip(query, vector, strict=True))
+    norm = q_norm * math.sqrt(math.fsum(b * b for b in vector))
+    return 1.0 - (dot / norm if norm else 0.0)  # cosine distance: 1 - cosine similarity
+
+
+def exact_query_vectors(
+    index: Any,
+    query: list[float],
+    top_k: int,
+    flt: dict[str, Any] | None = None,
+    return_metadata: bool = False,
+    return_distance: bool = False,
+) -> list[dict[str, Any]]:
+    """QueryVectors, exactly: every vector of `index` (a moto `Index`) that passes `flt`,
+    nearest first (ties by key), at most `top_k`. Distances are the index's metric: cosine
+    distance (1 - cosine similarity) or euclidean."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise _vector_error(f"topK must be between 1 and {MAX_TOP_K}, got {top_k}")
+    if len(query) != index.dimension:
+        raise _vector_error(
+            f"Query vector must have length {index.dimension}, but has length {len(query)}"
+        )
+    non_filterable = set(getattr(index, "non_filterable_metadata_keys", ()))
+    if flt and _filter_keys(flt) & non_filterable:
+        raise _vector_error(
+            f"Invalid filter: {sorted(_filter_keys(flt) & non_filterable)} are non-filterable "
+            "metadata keys"
+        )
+    q_norm = math.sqrt(math.fsum(a * a for a in query))
+    scored = []
+    for key, vector in list(index.vectors.items()):
+        metadata = vector.metadata or {}
+        if flt and not filter_matches(metadata, flt):
+            continue
+        values = vector.data[index.data_type]
+        scored.append((_distance(index.distance_metric, query, q_norm, values), key, metadata))
+    scored.sort(key=lambda hit: (hit[0], hit[1]))
+    out = []
+    for distance, key, metadata in scored[:top_k]:
+        hit: dict[str, Any] = {"key": key}
+        if return_distance:
+            hit["distance"] = distance
+        if return_metadata:
+            hit["metadata"] = metadata
+        out.append(hit)
+    return out
+
+
+def add_vector_query() -> None:
+    """7 and 8: QueryVectors on moto's S3 Vectors (in process and on the moto server), and
+    CreateIndex keeping `metadataConfiguration`."""
+    from moto.core.responses import ActionResult
+    from moto.s3vectors import responses, urls
+
+    cls = responses.S3VectorsResponse
+    if getattr(cls, _APPLIED_MARK, False):
+        return
+    urls.url_paths[QUERY_VECTORS_PATH] = cls.dispatch
+
+    def query_vectors(self: Any) -> Any:
+        bucket, name, arn = (
+            self._get_param("vectorBucketName"),
+            self._get_param("indexName"),
+            self._get_param("indexArn"),
+        )
+        self._validate_index_params(arn, name, bucket)
+        index = self.s3vectors_backend.get_index(bucket, index_name=name, index_arn=arn)
+        vector = self._get_param("queryVector") or {}
+        if "float32" not in vector:
+            raise _vector_error("queryVector must hold float32")
+        hits = exact_query_vectors(
+            index,
+            [float(v) for v in vector["float32"]],
+            int(self._get_param("topK")),
+            self._get_param("filter"),
+            self._get_bool_param("returnMetadata", False),
+            self._get_bool_param("returnDistance", False),
+        )
+        return ActionResult({"vectors": hits, "distanceMetric": index.distance_metric})
+
+    original_create = cls.create_index
+
+    def create_index(self: Any) -> Any:
+        result = original_create(self)
+        config = self._get_param("metadataConfiguration") or {}
+        keys = list(config.get("nonFilterableMetadataKeys") or [])
+        if keys:
+            index = self.s3vectors_backend.get_index(
+                self._get_param("vectorBucketName") or "",
+                index_name=self._get_param("indexName"),
+                index_arn=_index_arn(
+                    self._get_param("vectorBucketArn"), self._get_param("indexName")
+                ),
+            )
+            index.non_filterable_metadata_keys = keys
+            index.metadata_configuration = {"nonFilterableMetadataKeys": keys}  # for GetIndex
+        return result
+
+    setattr(cls, "query_vectors", query_vectors)  # noqa: B010 (a patch, on purpose)
+    setattr(cls, "create_index", create_index)  # noqa: B010
+    setattr(cls, _APPLIED_MARK, True)
+
+
+def _index_arn(bucket_arn: str | None, index_name: str) -> str:
+    return f"{bucket_arn}/index/{index_name}" if bucket_arn else ""

@@ -37,9 +37,21 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return template["Resources"]
 
 
+def _policies(policies: list[Any]) -> list[Any]:
+    """A function's policies, each branch of a conditional one (`!If`) included."""
+    out: list[Any] = []
+    for policy in policies:
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            _, yes, no = policy["Fn::If"]
+            out += _policies([p for p in (yes, no) if p != {"Ref": "AWS::NoValue"}])
+        else:
+            out.append(policy)
+    return out
+
+
 def _statements(policies: list[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for policy in policies:
+    for policy in _policies(policies):
         if isinstance(policy, dict) and "Statement" in policy:
             out.extend(policy["Statement"])
     return out
@@ -73,7 +85,7 @@ def test_every_function_has_its_own_role_built_from_scoped_policies(
     for name in FUNCTIONS:
         props = resources[name]["Properties"]
         assert "Role" not in props, f"{name} must get its own role from Policies"
-        policies = props["Policies"]
+        policies = _policies(props["Policies"])
         assert policies, name
         for policy in policies:
             if isinstance(policy, dict) and "Statement" not in policy:
@@ -88,7 +100,7 @@ def test_every_function_has_its_own_role_built_from_scoped_policies(
 
 def test_function_policies_touch_only_what_the_function_uses(resources: dict[str, Any]) -> None:
     def templates(name: str) -> set[str]:
-        return {next(iter(p)) for p in resources[name]["Properties"]["Policies"]}
+        return {next(iter(p)) for p in _policies(resources[name]["Properties"]["Policies"])}
 
     assert "StepFunctionsExecutionPolicy" not in templates("PreprocessFunction")
     assert "StepFunctionsExecutionPolicy" not in templates("DeliverFunction")
@@ -188,3 +200,72 @@ def test_alarms_and_log_retention_exist(resources: dict[str, Any]) -> None:
         group = resources[name.replace("Function", "LogGroup")]["Properties"]
         assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
         assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
+
+
+# ---------------------------------------------------------------------- the vector index
+def _actions(stmt: dict[str, Any]) -> list[str]:
+    return stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+
+
+def test_vector_index_takes_the_models_dimension_cosine_and_text_unfiltered(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    index = resources["VectorIndex"]
+    assert index["Type"] == "AWS::S3Vectors::Index" and index["Condition"] == "IndexVectors"
+    props = index["Properties"]
+    assert props["VectorBucketArn"] == {"Fn::GetAtt": ["VectorBucket", "VectorBucketArn"]}
+    assert (props["DataType"], props["DistanceMetric"]) == ("float32", "cosine")
+    assert props["MetadataConfiguration"]["NonFilterableMetadataKeys"] == ["text"]
+    # one parameter sizes the index and the api's served model: they cannot disagree
+    assert props["Dimension"] == {"Ref": "EmbeddingDimensions"}
+    api_env = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_env["MODEL_DIMENSIONS"] == {"Ref": "EmbeddingDimensions"}
+    assert template["Parameters"]["EmbeddingDimensions"]["Default"] == 384
+    assert template["Parameters"]["VectorIndexing"]["Default"] == "true"
+    for name in ("VectorBucket", "DocumentsTable"):
+        assert resources[name]["Condition"] == "IndexVectors"
+    assert resources["DocumentsTable"]["Properties"]["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_only_the_writers_and_the_api_touch_the_vector_index_on_its_arn(
+    resources: dict[str, Any],
+) -> None:
+    granted: dict[str, set[str]] = {}
+    for owner, stmt in _all_iam_statements(resources):
+        vector_actions = {a for a in _actions(stmt) if a.startswith("s3vectors:")}
+        if vector_actions:
+            assert stmt["Resource"] == {"Fn::GetAtt": ["VectorIndex", "IndexArn"]}, owner
+            granted.setdefault(owner, set()).update(vector_actions)
+    write = {"s3vectors:GetIndex", "s3vectors:PutVectors", "s3vectors:DeleteVectors"}
+    assert granted == {
+        "CollectFunction": write,
+        "DeliverFunction": write,  # it collects a batch whose child's collect step failed
+        "ApiFunction": {
+            "s3vectors:GetIndex",
+            "s3vectors:QueryVectors",
+            "s3vectors:GetVectors",  # QueryVectors with a filter or returnMetadata needs it
+            "s3vectors:DeleteVectors",
+        },
+    }
+    for name in granted:
+        env = resources[name]["Properties"]["Environment"]["Variables"]
+        assert env["VECTOR_INDEX_ARN"] == {
+            "Fn::If": ["IndexVectors", {"Fn::GetAtt": ["VectorIndex", "IndexArn"]}, ""]
+        }
+        assert env["DOCUMENTS_TABLE"] == {"Fn::If": ["IndexVectors", {"Ref": "DocumentsTable"}, ""]}
+
+
+def test_vector_indexing_false_creates_no_index_and_gives_the_functions_none() -> None:
+    from tandem.local.template import LocalTemplate
+
+    on = LocalTemplate(ROOT / "template.yaml")
+    off = LocalTemplate(ROOT / "template.yaml", overrides={"VectorIndexing": "false"})
+    assert on.of_type("AWS::S3Vectors::Index") == ["VectorIndex"]
+    assert on.functions()["CollectFunction"].environment["VECTOR_INDEX_ARN"] == (
+        "arn:aws:s3vectors:us-east-1:123456789012:bucket/tandem-vectorbucket/index/tandem-vectorindex"
+    )
+    for typ in ("AWS::S3Vectors::VectorBucket", "AWS::S3Vectors::Index"):
+        assert off.of_type(typ) == []
+    for name in ("ApiFunction", "CollectFunction", "DeliverFunction"):
+        env = off.functions()[name].environment
+        assert env["VECTOR_INDEX_ARN"] == "" and env["DOCUMENTS_TABLE"] == ""

@@ -3,7 +3,8 @@
 The Lambda layer, the CLI, the local cloud, the benchmarks and the tests import these instead of
 copying them. Standard library only, so anything can import it: job-id rules per entry path, the
 execution name and ARN, the job statuses, the S3 prefixes and keys of a job (`JobPaths`), the
-input formats, the webhook names (Standard Webhooks), and the template's function names.
+input formats, the webhook names (Standard Webhooks), the vector index's keys and metadata, and
+the template's function names.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class JobPaths:
     )
     document_failures = "batches/failures.jsonl"  # documents rejected by preprocess, with reasons
     batch_failed_prefix = "batches/failed/"  # {index, reason} per batch that failed in the Map
+    # {id, reason} per document that a batch could not put into the vector index (collect)
+    batch_unindexed_prefix = "batches/unindexed/"
     # deliver -> the user
     result_manifest = "result/manifest.json"
     result_documents = "result/documents.jsonl"  # {id, chunks, status} per document
@@ -156,6 +159,10 @@ class JobPaths:
     @classmethod
     def batch_failed(cls, index: int) -> str:
         return f"{cls.batch_failed_prefix}batch-{index:05d}.json"
+
+    @classmethod
+    def batch_unindexed(cls, index: int) -> str:
+        return f"{cls.batch_unindexed_prefix}batch-{index:05d}.jsonl"
 
     @classmethod
     def shard_jsonl(cls, index: int) -> str:
@@ -190,6 +197,18 @@ def input_format(key: str) -> InputFormat:
     if lower.endswith(".json"):
         return "json"
     return "text"
+
+
+# ---------------------------------------------------------------------- the vector index
+# Amazon S3 Vectors (template: VectorBucket, VectorIndex). Every embedded chunk is one vector under
+# a deterministic key, so a retry or a re-run overwrites it instead of adding a second one.
+VECTOR_TEXT_KEY = "text"  # the chunk's text: the index's one non-filterable metadata key
+VECTOR_FILTER_KEYS = ("document_id", "job_id")  # filterable metadata (chunk_index is too)
+
+
+def vector_key(document_id: str, chunk_index: int) -> str:
+    """`{document_id}#{chunk_index}`: a chunk's key in the vector index (its `chunk_id`)."""
+    return f"{document_id}#{chunk_index}"
 
 
 # ---------------------------------------------------------------------- webhooks

@@ -77,3 +77,24 @@ class EndpointUnavailable(TandemError):
 class EndpointError(TandemError):
     code = "endpoint_error"
     status = 502
+
+
+class IndexingDisabled(TandemError):
+    """The stack was deployed with `VectorIndexing=false`: there is no vector index."""
+
+    code = "indexing_disabled"
+    status = 501
+
+
+class VectorIndexError(TandemError):
+    """Amazon S3 Vectors (or the documents table beside it) refused or failed a call."""
+
+    code = "vector_index_error"
+    status = 502
+
+
+class VectorIndexBusy(VectorIndexError):
+    """The vector index kept throttling after the SDK's retries."""
+
+    code = "vector_index_busy"
+    status = 503

@@ -281,6 +281,52 @@ class UploadTicket(BaseModel):
     headers: dict[str, str]
 
 
+# --- search: POST /v1/search, DELETE /v1/documents/{id} ---------------------------------------
+
+SEARCH_MAX_TOP_K = 100  # S3 Vectors' limit per QueryVectors request
+SEARCH_MAX_FILTER_IDS = 100
+FilterIds = (
+    DocumentId | Annotated[list[DocumentId], Field(min_length=1, max_length=SEARCH_MAX_FILTER_IDS)]
+)
+
+
+class SearchFilter(_Strict):
+    """Only chunks of these documents and/or jobs (a string or a list: any of them)."""
+
+    document_id: FilterIds | None = None
+    job_id: FilterIds | None = None
+
+
+class SearchRequest(_Strict):
+    query: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    top_k: int = Field(default=10, ge=1, le=SEARCH_MAX_TOP_K)
+    filter: SearchFilter | None = None
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    chunk_index: int
+    # 1 - the index's cosine distance, i.e. the cosine similarity of query and chunk (-1 to 1)
+    score: float
+    text: str
+    job_id: str  # the job that indexed this chunk
+
+
+class SearchResponse(BaseModel):
+    """Nearest chunks first."""
+
+    model: str
+    results: list[SearchHit]
+
+
+class DocumentDeleted(BaseModel):
+    """DELETE /v1/documents/{id}: `found` false when the index held nothing of it (a repeat)."""
+
+    document_id: str
+    found: bool
+    vectors: int  # keys deleted from the vector index
+
+
 # --- OpenAI-compatible routes: /v1/embeddings, /v1/models ------------------------------------
 
 EMBEDDINGS_MAX_INPUTS = 256  # a request's texts; more go through a job (POST /v1/jobs)

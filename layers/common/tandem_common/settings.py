@@ -107,6 +107,23 @@ class ServedModel(BaseModel):
         return self.name if requested == self.name or requested in self.aliases else None
 
 
+class VectorIndexing(BaseModel):
+    """Indexing into Amazon S3 Vectors (template parameter `VectorIndexing`): on when the
+    functions are given the index's ARN and the documents table; off when both are empty."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index_arn: str = ""  # VECTOR_INDEX_ARN
+    documents_table: str = ""  # DOCUMENTS_TABLE: pk document_id -> chunks indexed, job_id
+    # VECTOR_WRITE_RATE: vectors per second that this stack's writers together aim to stay
+    # below (S3 Vectors allows about 2,500 vectors and 1,000 write requests per second per index)
+    write_rate: float = Field(default=2000.0, gt=0, le=2500)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.index_arn and self.documents_table)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -114,6 +131,7 @@ class Settings(BaseModel):
     chunking: ChunkingDefaults = ChunkingDefaults()
     webhooks: WebhookPolicy = WebhookPolicy()
     model: ServedModel = ServedModel()
+    vectors: VectorIndexing = VectorIndexing()
     job_ttl_days: int = Field(default=30, ge=1)
 
     @classmethod
@@ -148,6 +166,10 @@ class Settings(BaseModel):
                 for k, v in pick(
                     "MODEL_NAME", "MODEL_ALIASES", "MODEL_DIMENSIONS", "MODEL_TRUNCATABLE"
                 ).items()
+            },
+            "vectors": {
+                k.removeprefix("vector_"): v
+                for k, v in pick("VECTOR_INDEX_ARN", "VECTOR_WRITE_RATE", "DOCUMENTS_TABLE").items()
             },
         }
         data.update(pick("JOB_TTL_DAYS"))

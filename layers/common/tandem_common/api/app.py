@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from tandem_common.api import openai_compat
+from tandem_common.api import openai_compat, search
 from tandem_common.api.routes import check_body_size, router
 from tandem_common.errors import MalformedRequest, TandemError
 from tandem_common.observability import logger
@@ -28,6 +28,7 @@ settings = get_settings()  # validated at cold start
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(router)
 app.include_router(openai_compat.router)
+app.include_router(search.router)
 app.enable_swagger(path="/docs", title="Tandem API", version="1.0.0")
 
 
