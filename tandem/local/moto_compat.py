@@ -24,13 +24,12 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
    next item), so a worker with more than ~1,000 items (a 1M-chunk job: 15,625 batches on 8
    workers) died of ``RecursionError`` and the Map never finished. It loops instead
    (``_distributed_worker_loop``), with the same frame and job-pool steps.
-
-7. S3 Vectors: moto implements vector buckets, indexes and PutVectors/GetVectors/ListVectors/
+8. S3 Vectors: moto implements vector buckets, indexes and PutVectors/GetVectors/ListVectors/
    DeleteVectors, but not ``QueryVectors``. ``exact_query_vectors`` answers it with an exact
    (brute-force) k-nearest-neighbour search over the index's stored vectors, in the API's shape
    (``topK``, ``filter``, ``returnMetadata``, ``returnDistance``; ``distanceMetric`` in the
    answer). AWS's index is approximate; this one is exact, so tests can compare with numpy.
-8. moto's CreateIndex drops ``metadataConfiguration``, so GetIndex never returned it and a query
+9. moto's CreateIndex drops ``metadataConfiguration``, so GetIndex never returned it and a query
    could filter on a non-filterable key; it is kept on the index (``keep_metadata_configuration``),
    and a filter naming one of those keys is a ValidationException, as on AWS.
 
@@ -406,7 +405,7 @@ def exact_query_vectors(
 
 
 def add_vector_query() -> None:
-    """7 and 8: QueryVectors on moto's S3 Vectors (in process and on the moto server), and
+    """8 and 9: QueryVectors on moto's S3 Vectors (in process and on the moto server), and
     CreateIndex keeping `metadataConfiguration`."""
     from moto.core.responses import ActionResult
     from moto.s3vectors import responses, urls

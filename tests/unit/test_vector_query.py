@@ -1,4 +1,4 @@
-"""moto gaps 7-8 (tandem/local/moto_compat.py): QueryVectors answered exactly, checked against a
+"""moto gaps 8-9 (tandem/local/moto_compat.py): QueryVectors answered exactly, checked against a
 direct numpy computation, and the index keeping its non-filterable metadata keys. Through the
 real boto3 `s3vectors` client against in-process moto."""
 

@@ -100,7 +100,7 @@ def test_the_vector_index_comes_from_the_template(indexing):
 
     from tandem.local import moto_compat
 
-    moto_compat.add_vector_query()  # gap 8: the index keeps its metadata configuration
+    moto_compat.add_vector_query()  # gap 9: the index keeps its metadata configuration
     tpl = LocalTemplate(ROOT / "template.yaml", "tplvectors", {"VectorIndexing": indexing})
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
