@@ -1,7 +1,8 @@
 """Fault injection for the local cloud's tests (enabled only by --enable-fault-injection).
 
 A plan counts down per invocation: `{"throttle": n}` -> 429, `{"error_5xx": n}` -> 500,
-`{"slow_s": s, "count": n}` -> sleep s then serve, `{"malformed": n}` -> 200 off-contract.
+`{"error_4xx": n}` -> 400, `{"slow_s": s, "count": n}` -> sleep s then serve,
+`{"malformed": n}` -> 200 off-contract.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PLAN_KEYS = ("throttle", "error_5xx", "slow_s", "count", "malformed")
+PLAN_KEYS = ("throttle", "error_5xx", "error_4xx", "slow_s", "count", "malformed")
 
 
 @dataclass
 class FaultPlan:
     throttle: int = 0
     error_5xx: int = 0
+    error_4xx: int = 0
     slow_s: float = 0.0
     slow_count: int = 0
     malformed: int = 0
@@ -24,7 +26,7 @@ class FaultPlan:
         unknown = set(plan) - set(PLAN_KEYS)
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-        for key in ("throttle", "error_5xx", "malformed"):
+        for key in ("throttle", "error_5xx", "error_4xx", "malformed"):
             if key in plan:
                 setattr(self, key, _non_negative_int(plan[key], key))
         if "slow_s" in plan:
@@ -41,8 +43,9 @@ class FaultPlan:
         return asdict(self)
 
     def take(self) -> str | None:
-        """The fault for this invocation, if any: throttle, error_5xx, slow, malformed."""
-        for name in ("throttle", "error_5xx"):
+        """The fault for this invocation, if any: throttle, error_5xx, error_4xx, slow,
+        malformed."""
+        for name in ("throttle", "error_5xx", "error_4xx"):
             if getattr(self, name) > 0:
                 setattr(self, name, getattr(self, name) - 1)
                 return name
