@@ -249,6 +249,8 @@ async def _handle(state: EndpointState, request: Request) -> Response:
         raise ApiError(429, "throttled", "injected fault: throttle")
     if fault == "error_5xx":
         raise ApiError(500, "injected_error", "injected fault: server error")
+    if fault == "error_4xx":
+        raise ApiError(400, "injected_client_error", "injected fault: client error")
 
     body = await _read_body(request, settings.max_body_bytes, settings.max_drain_bytes)
     payload = _parse_payload(body)

@@ -1,9 +1,10 @@
 """What the local cloud's tests (and `bench/load.py`) break, named by what breaks.
 
 `LocalCloud.faults.endpoint` drives the endpoint server's own plan (`POST /faults`: throttle,
-5xx, slow, malformed), `.lambdas` the Lambda service's worker faults (crash, crash_after, hang),
-`.s3` PutObject failures and `.vectors` S3 Vectors throttles injected in front of the moto
-server. Each `set(None)` clears.
+5xx, 4xx, slow, malformed), `.lambdas` the Lambda service's worker faults (crash, crash_after,
+hang), `.s3` PutObject failures and `.vectors` S3 Vectors throttles injected in front of the
+moto server, and in EndpointMode=async `.async_front` the platform's (a notification dropped or
+duplicated, a request lost). Each `set(None)` clears.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tandem.local.async_front import AsyncFront
 from tandem.local.lambda_service import LambdaService
 
 
 class EndpointFaults:
     """The endpoint's fault plan, see `tandem_endpoint.faults`: `{"throttle": n}`,
-    `{"error_5xx": n}`, `{"slow_s": s, "count": n}`, `{"malformed": n}`."""
+    `{"error_5xx": n}`, `{"error_4xx": n}`, `{"slow_s": s, "count": n}`, `{"malformed": n}`."""
 
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
@@ -171,9 +173,12 @@ class Faults:
     lambdas: LambdaFaults
     s3: S3PutFaults
     vectors: VectorFaults
+    async_front: AsyncFront | None = None
 
     def clear(self) -> None:
         self.endpoint.set(None)
         self.lambdas.set(None)
         self.s3.set(None)
         self.vectors.set(None)
+        if self.async_front is not None:
+            self.async_front.set_faults(None)

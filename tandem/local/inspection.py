@@ -96,6 +96,20 @@ class JobInspector:
         except Exception:
             return None
 
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        """Every event of the job's execution, page by page."""
+        kwargs: dict[str, Any] = {
+            "executionArn": execution_arn(self.state_machine_arn, job_id),
+            "maxResults": 1000,
+        }
+        events: list[dict[str, Any]] = []
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
     def done(self, job_id: str) -> dict[str, Any] | None:
         """The job's item if it is done (terminal record, execution ended), else None."""
         job = self.get(job_id)

@@ -32,6 +32,21 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
 9. moto's CreateIndex drops ``metadataConfiguration``, so GetIndex never returned it and a query
    could filter on a non-filterable key; it is kept on the index (``keep_metadata_configuration``),
    and a filter naming one of those keys is a ValidationException, as on AWS.
+10. An SNS subscription with protocol ``lambda`` delivers through moto's own Lambda backend,
+    which runs functions in Docker. The local cloud routes each of its functions' subscriptions
+    to its own Lambda service instead (``route_sns_to_lambda``; the delivery, with Lambda's
+    asynchronous retries, is ``tandem.local.event_sources.SnsLambdaDelivery``).
+11. ``SendTaskFailure`` dropped its ``cause`` (the response handler passed only ``error``), so a
+    task failed by callback had an empty Cause. It is passed on (``_send_task_failure``).
+12. A ``.waitForTaskToken`` task made one token per state, not per try: a retried task reused it,
+    and, the token's endpoint still holding the first try's outcome, the retry did not wait at
+    all (it failed again at once with the first failure). In Step Functions every try has its
+    own token, and a token is closed once its try ends: a late ``SendTask*`` on it answers
+    ``TaskTimedOut``. Each try now gets a new token, and a try's token is closed when the try
+    ends (``_patch_task_tokens``). moto's own way to that error raised a ``TypeError`` (a 500),
+    so ``SendTaskSuccess``/``Failure``/``Heartbeat`` are replaced by ``_task_callback``: a closed
+    token, or one of an execution that ended, answers ``TaskTimedOut``; an unknown one
+    ``InvalidToken``; a heartbeat of a task without ``HeartbeatSeconds`` is accepted, as in AWS.
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -151,8 +166,135 @@ def apply() -> bool:
     _patch_distributed_worker()
     serialise_dynamodb_writes()
     add_vector_query()
+    _patch_sns_lambda_delivery()
+    _patch_send_task_failure()
+    _patch_task_tokens()
     setattr(cls, _APPLIED_MARK, True)
     return True
+
+
+# ---------------------------------------------------------------------- 7. SNS -> Lambda
+# function ARN -> the local cloud's delivery for it: called with (subscription ARN, topic ARN,
+# message id, subject, message) and expected to return at once (SNS invokes asynchronously).
+SnsDelivery = Callable[[str, str, str, "str | None", str], None]
+_SNS_LAMBDA_ROUTES: dict[str, SnsDelivery] = {}
+
+
+def route_sns_to_lambda(function_arn: str, deliver: SnsDelivery | None) -> None:
+    """Deliver this function's SNS subscriptions with `deliver` (None removes the route)."""
+    if deliver is None:
+        _SNS_LAMBDA_ROUTES.pop(function_arn, None)
+    else:
+        _SNS_LAMBDA_ROUTES[function_arn] = deliver
+
+
+def _patch_sns_lambda_delivery() -> None:
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, *args: Any, **kwargs: Any) -> None:
+        deliver = _SNS_LAMBDA_ROUTES.get(self.endpoint) if self.protocol == "lambda" else None
+        if deliver is None:
+            return original(self, message, message_id, *args, **kwargs)
+        subject = kwargs.get("subject", args[0] if args else None)
+        deliver(self.arn, self.topic.arn, message_id, subject, message)
+        return None
+
+    setattr(Subscription, "publish", publish)  # noqa: B010 (a patch, on purpose)
+
+
+# ---------------------------------------------------------------------- 8. SendTaskFailure
+def _patch_send_task_failure() -> None:
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    setattr(StepFunctionResponse, "send_task_failure", send_task_failure)  # noqa: B010
+
+
+# ---------------------------------------------------------------------- 9. a token per try
+def _patch_task_tokens() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout
+
+    cls = callback_task.StateTaskServiceCallback
+    original = cls._eval_execution
+
+    def _eval_execution(self: Any, env: Any) -> None:
+        if self.resource.condition != ResourceCondition.WaitForTaskToken:
+            return original(self, env)
+        context = env.states.context_object
+        if context.context_object_data["State"]["RetryCount"] > 0:  # a retry: its own token
+            env.callback_pool_manager.add(context.update_task_token())
+        token = context.context_object_data["Task"]["Token"]
+        try:
+            return original(self, env)
+        finally:  # the try is over: its token is closed (a late callback gets TaskTimedOut)
+            endpoint = env.callback_pool_manager.get(token)
+            if endpoint is not None:
+                endpoint.report(CallbackConsumerTimeout())
+
+    setattr(cls, "_eval_execution", _eval_execution)  # noqa: B010 (a patch, on purpose)
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    setattr(StepFunctionsParserBackend, "send_task_success", _send_task_success)  # noqa: B010
+    setattr(StepFunctionsParserBackend, "send_task_failure", _send_task_failure)  # noqa: B010
+    setattr(StepFunctionsParserBackend, "send_task_heartbeat", _send_task_heartbeat)  # noqa: B010
+
+
+def _task_callback(backend: Any, token: str, deliver: Callable[[Any], None]) -> None:
+    """Find the token's task in any execution and hand its callback endpoint to `deliver`."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    for execution in backend._get_executions():
+        worker = getattr(execution, "exec_worker", None)
+        endpoint = None if worker is None else worker.env.callback_pool_manager.get(token)
+        if endpoint is None:
+            continue
+        if endpoint.consumer_error is not None or execution.status != ExecutionStatus.RUNNING:
+            raise AWSError(
+                "Task Timed Out: 'Provided task does not exist anymore'", "TaskTimedOut", 400
+            )
+        deliver(endpoint)
+        return
+    raise AWSError("Invalid Token: 'Invalid token'", "InvalidToken", 400)
+
+
+def _send_task_success(self: Any, task_token: str, outcome: str) -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess
+
+    _task_callback(
+        self, task_token, lambda e: e.notify(CallbackOutcomeSuccess(task_token, outcome))
+    )
+
+
+def _send_task_failure(
+    self: Any, task_token: str, error: str | None = None, cause: str | None = None
+) -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeFailure
+
+    _task_callback(
+        self, task_token, lambda e: e.notify(CallbackOutcomeFailure(task_token, error, cause))
+    )
+
+
+def _send_task_heartbeat(self: Any, task_token: str) -> None:
+    _task_callback(self, task_token, lambda e: e.notify_heartbeat())
 
 
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")

@@ -174,6 +174,8 @@ class LocalTemplate:
         if typ in VECTOR_NAME_PROPERTY:  # lower-case letters, digits and hyphens only
             name = props.get(VECTOR_NAME_PROPERTY[typ])
             return self.resolve(name) if name else f"{self.stack_name}-{logical_id}".lower()
+        if typ == "AWS::SNS::Topic" and "TopicName" in props:
+            return self.resolve(props["TopicName"])
         return f"{self.stack_name}-{logical_id}"
 
     def arn(self, logical_id: str) -> str:
@@ -192,6 +194,8 @@ class LocalTemplate:
             return f"arn:aws:lambda:{r}:{a}:function:{name}"
         if typ == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{r}:{a}:layer:{name}:1"
+        if typ == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{r}:{a}:{name}"
         if typ == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{r}:{a}:log-group:{name}:*"
         if typ == "AWS::S3Vectors::VectorBucket":
@@ -234,8 +238,11 @@ class LocalTemplate:
             "AWS::Serverless::StateMachine",
             "AWS::Serverless::LayerVersion",
             *VECTOR_NAME_PROPERTY,
+            "AWS::SNS::Topic",
         ):
-            return self.arn(name)  # the S3 Vectors types' Ref is their ARN, as in CloudFormation
+            return self.arn(
+                name
+            )  # S3 Vectors' and SNS topics' Ref is their ARN, as in CloudFormation
         if typ == "AWS::Serverless::HttpApi":
             return "local"
         return self.physical_name(name)
@@ -245,7 +252,7 @@ class LocalTemplate:
             raise TemplateError(f"GetAtt on unknown resource {logical_id}")
         if attr in ("Arn", "VectorBucketArn", "IndexArn"):
             return self.arn(logical_id)
-        if attr in ("Name", "QueueName", "EndpointName", "TableName", "BucketName"):
+        if attr in ("Name", "QueueName", "EndpointName", "TableName", "BucketName", "TopicName"):
             return self.physical_name(logical_id)
         if attr == "QueueUrl":
             return self.queue_url(logical_id)
@@ -387,11 +394,11 @@ def _env_str(v: Any) -> str:
 def create_resources(
     tpl: LocalTemplate, session: Any, local_queue_visibility: int | None = 2
 ) -> dict[str, dict[str, Any]]:
-    """Create every S3 bucket, DynamoDB table, SQS queue, S3 Vectors bucket and index and state
-    machine of the template in moto.
+    """Create every S3 bucket, DynamoDB table, SQS queue, SNS topic (with the functions' `SNS`
+    event subscriptions), S3 Vectors bucket and index and state machine of the template in moto.
 
     `session` is a boto3 Session (clients run against the in-process mock). Returns
-    {logical_id: {"type", "name", ...}} for what was created.
+    {logical_id: {"type", "name", ...}} for what was created; `delete_resources` removes it.
     """
     created: dict[str, dict[str, Any]] = {}
     s3 = session.client("s3", region_name=tpl.region)
@@ -477,6 +484,11 @@ def create_resources(
         created[lid] = {"type": "AWS::SQS::Queue", "name": name, "url": url, "arn": tpl.arn(lid)}
 
     create_vector_resources(tpl, session, created)
+    sns = session.client("sns", region_name=tpl.region)
+    for lid in tpl.of_type("AWS::SNS::Topic"):
+        name = tpl.physical_name(lid)
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        created[lid] = {"type": "AWS::SNS::Topic", "name": name, "arn": arn}
 
     role_arn = None
     for lid in tpl.of_type("AWS::Serverless::StateMachine"):
@@ -505,6 +517,17 @@ def create_resources(
 
     for lid, spec in tpl.functions().items():
         created[lid] = {"type": "AWS::Serverless::Function", "name": spec.name, "arn": spec.arn}
+        subscriptions = [
+            sns.subscribe(TopicArn=ev.properties["Topic"], Protocol="lambda", Endpoint=spec.arn)[
+                "SubscriptionArn"
+            ]
+            for ev in spec.events
+            if ev.type == "SNS"
+        ]
+        if subscriptions:
+            created[lid]["subscriptions"] = subscriptions
+    if role_arn is not None:
+        created["_local_states_role"] = {"type": "AWS::IAM::Role", "name": role_arn.split("/")[-1]}
     return created
 
 
@@ -543,3 +566,46 @@ def create_vector_resources(
             "arn": tpl.arn(lid),
             "dimension": int(p["Dimension"]),
         }
+
+
+def delete_resources(session: Any, created: dict[str, dict[str, Any]], region: str) -> None:
+    """Remove what `create_resources` made, so that another local cloud of the same stack name
+    can start later in this process (local clouds in one process share moto's state)."""
+    clients = {
+        s: session.client(s, region_name=region)
+        for s in ("s3", "dynamodb", "sqs", "sns", "stepfunctions", "iam", "s3vectors")
+    }
+    # a vector bucket can be deleted only once its indexes are
+    order = {"AWS::S3Vectors::Index": 0, "AWS::S3Vectors::VectorBucket": 1}
+    for res in sorted(created.values(), key=lambda r: order.get(r["type"], 2)):
+        typ, name = res["type"], res["name"]
+        if typ == "AWS::S3Vectors::Index":
+            clients["s3vectors"].delete_index(indexArn=res["arn"])
+        elif typ == "AWS::S3Vectors::VectorBucket":
+            clients["s3vectors"].delete_vector_bucket(vectorBucketName=name)
+        elif typ == "AWS::Serverless::Function":
+            for arn in res.get("subscriptions", []):
+                clients["sns"].unsubscribe(SubscriptionArn=arn)
+        elif typ == "AWS::S3::Bucket":
+            _empty_and_delete_bucket(clients["s3"], name)
+        elif typ == "AWS::DynamoDB::Table":
+            clients["dynamodb"].delete_table(TableName=name)
+        elif typ == "AWS::SQS::Queue":
+            clients["sqs"].delete_queue(QueueUrl=res["url"])
+        elif typ == "AWS::SNS::Topic":
+            clients["sns"].delete_topic(TopicArn=res["arn"])
+        elif typ == "AWS::Serverless::StateMachine":
+            clients["stepfunctions"].delete_state_machine(stateMachineArn=res["arn"])
+        elif typ == "AWS::IAM::Role":
+            clients["iam"].delete_role(RoleName=name)
+
+
+def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        objects = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for i in range(0, len(objects), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[i : i + 1000]})
+    s3.delete_bucket(Bucket=bucket)

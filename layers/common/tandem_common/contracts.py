@@ -3,8 +3,9 @@
 The Lambda layer, the CLI, the local cloud, the benchmarks and the tests import these instead of
 copying them. Standard library only, so anything can import it: job-id rules per entry path, the
 execution name and ARN, the job statuses, the S3 prefixes and keys of a job (`JobPaths`), the
-input formats, the webhook names (Standard Webhooks), the vector index's keys and metadata, and
-the template's function names.
+input formats, the webhook names (Standard Webhooks), the vector index's keys and metadata,
+the asynchronous inference names (inference ids, S3 prefixes, error names), and the template's
+function names.
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ class JobPaths:
         return f"batches/rows-{index:05d}.jsonl"
 
     @staticmethod
+    def batch_request(index: int) -> str:
+        """Async mode: the claim-check body `{inputs_uri, outputs_uri}` as InvokeEndpointAsync's
+        InputLocation (the same for every try of the batch)."""
+        return f"batches/request-{index:05d}.json"
+
+    @staticmethod
     def batch_outputs(index: int) -> str:
         """The endpoint's output: float32 `[unique, dims]`, rows in input order."""
         return f"outputs/batch-{index:05d}.npy"
@@ -249,6 +256,31 @@ def webhook_message_id(job_id: str, event_type: str) -> str:
     return "msg_" + uuid.uuid5(JOB_NAMESPACE, f"webhook:{job_id}:{event_type}").hex
 
 
+# ---------------------------------------------------------------------- asynchronous inference
+# EndpointMode=async (docs/CONTRACTS.md, "Asynchronous inference"). SageMaker writes each
+# inference's response under the output prefix and a failed one's under the failure prefix of
+# the data bucket (the endpoint config's AsyncInferenceConfig.OutputConfig).
+ASYNC_OUTPUT_PREFIX = "async/output/"
+ASYNC_FAILURE_PREFIX = "async/failures/"
+INFERENCE_ID_MAX = 64  # InvokeEndpointAsync's InferenceId: 1 to 64 printable characters
+
+# The errors the complete function (or its sweep) fails a batch's task with, by class; the
+# state machine retries all but the client error (statemachine/pipeline.asl.json).
+ASYNC_SERVER_ERROR = "Tandem.ModelServerError"  # the container answered 5xx: retried
+ASYNC_CLIENT_ERROR = "Tandem.ModelClientError"  # the container answered 4xx: the batch's failure
+ASYNC_INFERENCE_FAILED = "Tandem.InferenceFailed"  # no answer (timeout, expiry, instance lost)
+ASYNC_INFERENCE_LOST = "Tandem.InferenceLost"  # no result and no notification by the deadline
+
+
+def inference_id(job_id: str, index: int, retry: int) -> str:
+    """The InferenceId of one try of one batch: `{job_id}-{index:05d}-{retry}` (the retry is the
+    task's `$$.State.RetryCount`: each try has its own task token, hence its own id)."""
+    value = f"{job_id}-{index:05d}-{retry}"
+    if len(value) > INFERENCE_ID_MAX:
+        raise ValueError(f"inference id longer than {INFERENCE_ID_MAX}: {value!r}")
+    return value
+
+
 # ---------------------------------------------------------------------- functions
 # The template's functions (logical ids), in pipeline order; locally each is `<stack>-<id>`.
 FUNCTIONS: tuple[str, ...] = (
@@ -260,4 +292,7 @@ FUNCTIONS: tuple[str, ...] = (
     "FailFunction",
     "WatchdogFunction",
     "WebhookFunction",
+    "SubmitFunction",  # EndpointMode=async only: a batch -> InvokeEndpointAsync, its token kept
+    "CompleteFunction",  # EndpointMode=async only: the SNS notification -> SendTask*; the sweep
 )
+ASYNC_FUNCTIONS: tuple[str, ...] = ("SubmitFunction", "CompleteFunction")

@@ -98,3 +98,17 @@ class VectorIndexBusy(VectorIndexError):
 
     code = "vector_index_busy"
     status = 503
+
+
+class EndpointThrottled(EndpointUnavailable):
+    """The endpoint (or SageMaker in front of it) refused the call for now: retried."""
+
+    code = "endpoint_throttled"
+
+
+class EndpointRejected(TandemError):
+    """The endpoint refused the request itself (a 4xx: no such endpoint, not an async endpoint,
+    a bad input location): not retried, the batch fails with this reason."""
+
+    code = "endpoint_rejected"
+    status = 502

@@ -23,6 +23,7 @@ class ResourceNames(BaseModel):
     state_machine_arn: str = ""
     endpoint_name: str = ""
     event_bus_name: str = "default"
+    inference_table: str = ""  # EndpointMode=async: the task token of each try of a batch
 
 
 class ChunkingDefaults(BaseModel):
@@ -124,6 +125,27 @@ class VectorIndexing(BaseModel):
         return bool(self.index_arn and self.documents_table)
 
 
+class AsyncInference(BaseModel):
+    """EndpointMode=async: the limits of one InvokeEndpointAsync (template parameters
+    `AsyncRequestTTLSeconds`, `AsyncInvocationTimeoutSeconds`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # how long a request may wait in the endpoint's queue (SageMaker: 60 s to 6 h)
+    async_request_ttl_s: int = Field(default=3600, ge=60, le=21600)
+    # how long the container may take once it has the request (SageMaker: 1 s to 1 h)
+    async_invocation_timeout_s: int = Field(default=900, ge=1, le=3600)
+    # past TTL + invocation timeout + this, a try with no result and no notification is lost
+    async_lost_grace_s: int = Field(default=120, ge=0)
+    # the sweep resumes a try from its result in S3 only once the result is this old: its
+    # notification (normally within a second) comes first, the sweep catches a lost one
+    async_notification_grace_s: int = Field(default=60, ge=0)
+
+    @property
+    def deadline_s(self) -> int:
+        return self.async_request_ttl_s + self.async_invocation_timeout_s + self.async_lost_grace_s
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -132,6 +154,7 @@ class Settings(BaseModel):
     webhooks: WebhookPolicy = WebhookPolicy()
     model: ServedModel = ServedModel()
     vectors: VectorIndexing = VectorIndexing()
+    async_inference: AsyncInference = AsyncInference()
     job_ttl_days: int = Field(default=30, ge=1)
 
     @classmethod
@@ -147,6 +170,7 @@ class Settings(BaseModel):
                 "STATE_MACHINE_ARN",
                 "ENDPOINT_NAME",
                 "EVENT_BUS_NAME",
+                "INFERENCE_TABLE",
             ),
             "chunking": pick(
                 "BATCH_SIZE",
@@ -172,6 +196,12 @@ class Settings(BaseModel):
                 for k, v in pick("VECTOR_INDEX_ARN", "VECTOR_WRITE_RATE", "DOCUMENTS_TABLE").items()
             },
         }
+        data["async_inference"] = pick(
+            "ASYNC_REQUEST_TTL_S",
+            "ASYNC_INVOCATION_TIMEOUT_S",
+            "ASYNC_LOST_GRACE_S",
+            "ASYNC_NOTIFICATION_GRACE_S",
+        )
         data.update(pick("JOB_TTL_DAYS"))
         return cls.model_validate(data)
 

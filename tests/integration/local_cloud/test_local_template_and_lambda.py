@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from tandem_common.contracts import FUNCTIONS
+from tandem_common.contracts import ASYNC_FUNCTIONS, FUNCTIONS
 
 from tandem.local.http_api import LocalHttpApi, routes_from_functions
 from tandem.local.lambda_service import LambdaService
@@ -81,7 +81,7 @@ def test_resources_come_from_the_template():
     )
     assert '"EndpointName": "tandem-embeddings"' in definition and "${" not in definition
     fns = tpl.functions()
-    assert set(fns) == set(FUNCTIONS)
+    assert set(fns) == set(FUNCTIONS) - set(ASYNC_FUNCTIONS)  # EndpointMode=realtime
     assert fns["PreprocessFunction"].timeout == 900 and fns["PreprocessFunction"].memory == 1769
     env = fns["IngestFunction"].environment
     assert (
@@ -101,7 +101,10 @@ def test_the_vector_index_comes_from_the_template(indexing):
     from tandem.local import moto_compat
 
     moto_compat.add_vector_query()  # gap 9: the index keeps its metadata configuration
-    tpl = LocalTemplate(ROOT / "template.yaml", "tplvectors", {"VectorIndexing": indexing})
+    # a stack name per case: a LocalCloud of this session may share moto's in-memory state (a
+    # nested mock_aws neither resets it on entry nor on exit), so names must not repeat
+    stack = f"tplvectors{indexing}"
+    tpl = LocalTemplate(ROOT / "template.yaml", stack, {"VectorIndexing": indexing})
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         created = create_resources(tpl, session)
@@ -109,19 +112,19 @@ def test_the_vector_index_comes_from_the_template(indexing):
         buckets = [
             b["vectorBucketName"]
             for b in s3vectors.list_vector_buckets()["vectorBuckets"]
-            if b["vectorBucketName"].startswith("tplvectors-")
+            if b["vectorBucketName"].startswith(stack + "-")
         ]
         index_arn = tpl.functions()["CollectFunction"].environment["VECTOR_INDEX_ARN"]
         if indexing == "false":
             assert buckets == [] and index_arn == "" and "VectorIndex" not in created
             return
-        assert buckets == ["tplvectors-vectorbucket"]
+        assert buckets == ["tplvectorstrue-vectorbucket"]
         assert (
             created["VectorIndex"]["arn"]
             == index_arn
             == (
-                "arn:aws:s3vectors:us-east-1:123456789012:bucket/tplvectors-vectorbucket"
-                "/index/tplvectors-vectorindex"
+                "arn:aws:s3vectors:us-east-1:123456789012:bucket/tplvectorstrue-vectorbucket"
+                "/index/tplvectorstrue-vectorindex"
             )
         )
         index = s3vectors.get_index(indexArn=index_arn)["index"]
