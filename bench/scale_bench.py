@@ -210,7 +210,7 @@ def main() -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
-            "## Scale: how a job's cost grows with its size (`bench/scale_bench.py`)",
+            "### Scale: how a job's cost grows with its size (`bench/scale_bench.py`)",
             "",
             f"- Date: {now}; Machine: {platform.machine()}, 2 CPUs (shared); local cloud with the "
             f"endpoint's `fake-fast` backend (pseudo-vectors, not a model), BatchSize {BATCH}, "
