@@ -16,10 +16,14 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
    instead of the state's input, so a path such as ``States.Format('jobs/{}/map-results',
    $.job_id)`` failed with ``States.Runtime`` after every child had run. They are evaluated
    against the state input, as in Step Functions (``_result_writer_eval``).
-6. DynamoDB applies each write (condition check and update) atomically; moto, called from the
-   moto server's threads, does not: two `SET n = n + :one` updates could both read the old
-   value (a lost update), two conditional puts could both win. One lock around moto's write
-   operations gives the guarantee DynamoDB has (``serialise_dynamodb_writes``).
+6. DynamoDB applies each write (condition check and update) atomically, and a read sees an
+   item before or after a write, never during it; moto, called from the moto server's threads,
+   does neither: two `SET n = n + :one` updates could both read the old value (a lost update),
+   two conditional puts could both win, and a read serialising an item while a write changed
+   its attributes in place could fail with ``RuntimeError: dictionary changed size during
+   iteration``. One lock around each item operation's whole request (moto's response handler:
+   the backend call and the serialisation of what it returns) gives the guarantees DynamoDB has
+   (``serialise_dynamodb_items``).
 7. A Distributed Map worker ran its items by recursion (``_eval_pool`` calling itself for the
    next item), so a worker with more than ~1,000 items (a 1M-chunk job: 15,625 batches on 8
    workers) died of ``RecursionError`` and the Map never finished. It loops instead
@@ -164,7 +168,7 @@ def apply() -> bool:
     setattr(cls, "_from_error", _from_error)  # noqa: B010 (a patch, on purpose)
     _patch_result_writer()
     _patch_distributed_worker()
-    serialise_dynamodb_writes()
+    serialise_dynamodb_items()
     add_vector_query()
     _patch_sns_lambda_delivery()
     _patch_send_task_failure()
@@ -297,17 +301,29 @@ def _send_task_heartbeat(self: Any, task_token: str) -> None:
     _task_callback(self, task_token, lambda e: e.notify_heartbeat())
 
 
-DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+DYNAMODB_ITEM_OPERATIONS = (
+    "get_item",
+    "batch_get_item",
+    "query",
+    "scan",
+    "transact_get_items",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+)
 _DYNAMODB_LOCK = threading.Lock()  # read by its test
 
 
-def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None:
-    """6. One lock around moto's DynamoDB writes (item-level atomicity). `patch` is `setattr`
-    by default; tests pass `monkeypatch.setattr` to undo it afterwards."""
-    from moto.dynamodb.models import DynamoDBBackend
+def serialise_dynamodb_items(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """6. One lock around each of moto's DynamoDB item operations, from the request to the
+    serialised answer (item-level atomicity of writes and reads). `patch` is `setattr` by
+    default; tests pass `monkeypatch.setattr` to undo it afterwards."""
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in DYNAMODB_WRITES:
-        original = getattr(DynamoDBBackend, name)
+    for name in DYNAMODB_ITEM_OPERATIONS:
+        original = getattr(DynamoHandler, name)
         if getattr(original, "_tandem_serialised", False):
             continue
 
@@ -316,7 +332,7 @@ def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) 
                 return __original(self, *args, **kwargs)
 
         locked._tandem_serialised = True  # type: ignore[attr-defined]
-        patch(DynamoDBBackend, name, locked)
+        patch(DynamoHandler, name, locked)
 
 
 def _patch_distributed_worker() -> None:

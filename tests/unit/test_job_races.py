@@ -27,11 +27,11 @@ ROUNDS = 15
 def item_level_atomicity(monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB evaluates a condition and applies its write atomically; moto, called from several
     threads, does not (two writers can both pass the same condition). The local cloud's fix
-    (one lock around moto's write operations, `moto_compat.serialise_dynamodb_writes`) models
+    (one lock around moto's item operations, `moto_compat.serialise_dynamodb_items`) models
     DynamoDB's guarantee, so these tests check Tandem's conditions, not moto's thread safety."""
     from tandem.local import moto_compat
 
-    moto_compat.serialise_dynamodb_writes(monkeypatch.setattr)
+    moto_compat.serialise_dynamodb_items(monkeypatch.setattr)
 
 
 def race(fns: list[Callable[[], Any]]) -> list[Any]:
@@ -103,6 +103,9 @@ def test_finish_racing_mark_failed_ends_in_exactly_one_terminal_status(cloud: No
                 lambda: store.mark_failed(job_id, ErrorInfo(code="boom", message="fail step")),
             ]
         )
+        for result in results:  # losing a race is InvalidTransition; anything else is a bug
+            if isinstance(result, Exception) and not isinstance(result, InvalidTransition):
+                raise result
         finished, failed = results
         final = store.require(job_id)
         assert final.status in ("SUCCEEDED", "FAILED")

@@ -328,22 +328,23 @@ def test_concurrent_dynamodb_updates_lose_nothing():
     assert item["Item"]["n"] == {"N": "200"}
 
 
-def test_every_moto_dynamodb_write_runs_under_the_one_lock(monkeypatch):
-    """Gap 6, deterministically: each write operation is called with the lock held."""
-    from moto.dynamodb.models import DynamoDBBackend
+def test_every_moto_dynamodb_item_operation_runs_under_the_one_lock(monkeypatch):
+    """Gap 6, deterministically: each item operation's request (reads too: moto serialises an
+    item while a write may change it in place) is handled with the lock held."""
+    from moto.dynamodb.responses import DynamoHandler
 
     held: dict[str, bool] = {}
-    for name in moto_compat.DYNAMODB_WRITES:
+    for name in moto_compat.DYNAMODB_ITEM_OPERATIONS:
 
         def probe(self, *args, __name=name, **kwargs):
             held[__name] = moto_compat._DYNAMODB_LOCK.locked()
 
-        monkeypatch.setattr(DynamoDBBackend, name, probe)
-    moto_compat.serialise_dynamodb_writes(monkeypatch.setattr)
-    backend = DynamoDBBackend("us-east-1", "123456789012")
-    for name in moto_compat.DYNAMODB_WRITES:
-        getattr(backend, name)()
-    assert held == dict.fromkeys(moto_compat.DYNAMODB_WRITES, True)
+        monkeypatch.setattr(DynamoHandler, name, probe)
+    moto_compat.serialise_dynamodb_items(monkeypatch.setattr)
+    handler = DynamoHandler()
+    for name in moto_compat.DYNAMODB_ITEM_OPERATIONS:
+        getattr(handler, name)()
+    assert held == dict.fromkeys(moto_compat.DYNAMODB_ITEM_OPERATIONS, True)
     assert not moto_compat._DYNAMODB_LOCK.locked()
 
 
