@@ -1,7 +1,14 @@
-"""Reading jobs and executions straight from the local cloud's moto (the demo, tests, load)."""
+"""Reading jobs and executions straight from the local cloud's moto (the demo, tests, load).
+
+A job's status is its record's. Whether anything of it still runs is asked of Step Functions
+for a Standard job (DescribeExecution), and of the local cloud's own bookkeeping for an Express
+job (`moto_compat.express_executions`): AWS answers no API call about Express executions, and
+the local cloud refuses them too, so nothing here can lean on them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -11,6 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from tandem_common.adapters.jobs import to_plain
 from tandem_common.contracts import TERMINAL_STATUSES, JobPaths, execution_arn
 from tandem_common.text.npy import decode_f32
+
+from tandem.local import moto_compat
 
 
 class JobInspector:
@@ -26,6 +35,7 @@ class JobInspector:
         jobs_table: str,
         state_machine_arn: str,
         endpoint_metrics: Callable[[], dict[str, Any]],
+        express_state_machine_arn: str = "",
     ) -> None:
         self.dynamodb = dynamodb
         self.sfn = stepfunctions
@@ -33,6 +43,7 @@ class JobInspector:
         self.bucket = bucket
         self.jobs_table = jobs_table
         self.state_machine_arn = state_machine_arn
+        self.express_state_machine_arn = express_state_machine_arn
         self.endpoint_metrics = endpoint_metrics
 
     def _jsonl(self, key: str) -> list[dict[str, Any]]:
@@ -88,15 +99,26 @@ class JobInspector:
         d = TypeDeserializer()
         return dict(to_plain({k: d.deserialize(v) for k, v in item.items()}))
 
+    def express_executions(self, job_id: str | None = None) -> list[dict[str, str]]:
+        """Express executions (of one job, by name), from the local cloud's bookkeeping."""
+        if not self.express_state_machine_arn:
+            return []
+        runs = moto_compat.express_executions(self.express_state_machine_arn)
+        return [r for r in runs if job_id is None or r["name"] == job_id]
+
     def execution_status(self, job_id: str) -> str | None:
+        """RUNNING while any execution of the job runs, else the last one's status (None: no
+        execution). Standard: DescribeExecution; Express: the local bookkeeping."""
+        statuses = [r["status"] for r in self.express_executions(job_id)]
         arn = execution_arn(self.state_machine_arn, job_id)
-        try:
-            return str(self.sfn.describe_execution(executionArn=arn)["status"])
-        except Exception:
-            return None
+        with contextlib.suppress(Exception):  # no Standard execution of this job
+            statuses.append(str(self.sfn.describe_execution(executionArn=arn)["status"]))
+        if "RUNNING" in statuses:
+            return "RUNNING"
+        return statuses[-1] if statuses else None
 
     def done(self, job_id: str) -> dict[str, Any] | None:
-        """The job's item if it is done (terminal record, execution ended), else None."""
+        """The job's item if it is done (terminal record, executions ended), else None."""
         job = self.get(job_id)
         ended = job is not None and job.get("status") in TERMINAL_STATUSES
         return job if ended and self.execution_status(job_id) != "RUNNING" else None
@@ -135,11 +157,11 @@ class JobInspector:
         return found
 
     def running_executions(self) -> int:
-        return len(
-            self.sfn.list_executions(
-                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-            )["executions"]
-        )
+        standard = self.sfn.list_executions(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        )["executions"]
+        express = [r for r in self.express_executions() if r["status"] == "RUNNING"]
+        return len(standard) + len(express)
 
     def drain(self, timeout: float = 120.0) -> None:
         """Wait until no execution runs and the endpoint has nothing in flight."""
