@@ -38,7 +38,7 @@ INLINE_MAP_MAX_BATCHES = 100  # preprocess's default (template: INLINE_MAP_MAX_B
 MAX_ERROR_BYTES = 1024  # the endpoint caps its error messages well below this
 
 
-EXPRESS_ONLY = {"ChooseMapMode", "HandedToStandard"}  # the Express definition's own states
+EXPRESS_ONLY = {"ChooseMapMode", "NotRunHere"}  # the Express definition's own states
 
 
 @pytest.fixture(scope="module")

@@ -242,3 +242,21 @@ def test_a_run_waits_for_a_live_claim_and_publishes_nothing(cloud: None) -> None
 
     notify_job_finished(job, settings, store, events, clock=lambda: 101.0, sleep=sleep)
     assert events.calls == 0 and len(waits) == 1
+
+
+def test_a_repeated_express_execution_after_its_job_finished_ends_quietly(
+    express: Settings,
+) -> None:
+    # Express runs an execution at least once: a repeat may start after the job ended
+    from tandem_common.errors import InvalidTransition
+
+    store = JobStore(JOBS_TABLE)
+    JobIntake(express, store).submit(JOB, JobCreate(documents=[Document(id="a", text="x")]), "api")
+    store.mark_running(JOB)
+    store.finish(JOB, "SUCCEEDED", Counts(documents=1, chunks=1, embedded=1), "s3://b/m", [])
+    again = preprocess_job(JOB, express, store, Storage(), express_run_arn(JOB))
+    assert again.mode == "done" and again.batches == []
+    assert store.require(JOB).status == "SUCCEEDED"
+    # a Standard execution never repeats itself: there it is the error it always was
+    with pytest.raises(InvalidTransition):
+        preprocess_job(JOB, express, store, Storage(), Workflows(STATE_MACHINE_ARN).arn_of(JOB))

@@ -438,8 +438,9 @@ class PreprocessResult(BaseModel):
     manifest_uri: str
     items_key: str  # S3 key (data bucket) of the batch list as a JSON array: the ItemReader input
     max_concurrency: int  # the Map's MaxConcurrencyPath
-    # "standard": an Express job too big for Express, handed to the Standard workflow
-    mode: Literal["inline", "distributed", "standard"]
+    # on Express only: "standard", the job was handed to the Standard workflow; "done", it had
+    # finished already (a repeated Express execution)
+    mode: Literal["inline", "distributed", "standard", "done"]
     batches: list[BatchRef]
 
 

@@ -1,9 +1,9 @@
 """Typed settings built once from the environment and validated at cold start.
 
-Domain code receives a `Settings` instance; only this module reads `os.environ`.
+Domain code receives a `Settings` instance; only this module reads `os.environ`. (No
+`from __future__ import annotations`: pydantic would evaluate each field's annotation string
+when the classes are made, at every cold start; see models.py.)
 """
-
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping
@@ -38,7 +38,7 @@ class ChunkingDefaults(BaseModel):
     map_max_concurrency: int = Field(default=8, ge=1, le=40)
 
     @model_validator(mode="after")
-    def _overlap_within_half(self) -> ChunkingDefaults:
+    def _overlap_within_half(self) -> "ChunkingDefaults":
         if self.chunk_overlap > self.chunk_tokens // 2:
             raise ValueError("CHUNK_OVERLAP must be at most CHUNK_TOKENS / 2")
         return self
@@ -140,7 +140,7 @@ class Settings(BaseModel):
         return bool(self.resources.express_state_machine_arn) and self.routing.express_max_bytes > 0
 
     @classmethod
-    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+    def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
         def pick(*names: str) -> dict[str, str]:
             return {n.lower(): env[n] for n in names if env.get(n, "") != ""}
 

@@ -34,7 +34,10 @@ def record_failure(
     job, changed = store.mark_failed(job_id, error_info(error))
     if changed:
         record_job_end("FAILED")
-    logger.info("job failed", extra={"status": job.status, "changed": changed})
+    logger.info(
+        "job failed",
+        extra={"status": job.status, "changed": changed, "error": error_info(error).code},
+    )
     if job.status == "FAILED":
         notify_job_finished(job, settings, store)
     return FailResult(job_id=job.job_id, status=job.status)

@@ -13,7 +13,9 @@ per-document and per-batch lists are spooled to S3 as they grow. Writes, per bat
 Run by the Express workflow (its execution ARN says so), a job with more batches than
 ExpressMaxBatches (or than an inline Map takes) is handed to the Standard workflow
 (`intake.hand_to_standard`), which runs it from the start: mode `standard`, and the Express
-execution ends there. Its files are rewritten, the same, by the Standard run.
+execution ends there. Its files are rewritten, the same, by the Standard run. Express runs an
+execution at least once: a repeat that starts after its job finished finds nothing to do (mode
+`done`) and ends there too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import JsonlUpload, PutPool, Storage, encode_jsonl
 from tandem_common.adapters.workflows import Workflows
 from tandem_common.contracts import JobPaths, input_format, is_express_execution, parse_s3_uri
+from tandem_common.errors import InvalidTransition
 from tandem_common.models import BatchRef, Counts, PreprocessResult
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
@@ -92,7 +95,22 @@ def preprocess_job(
     execution_arn: str = "",
     workflows: Workflows | None = None,
 ) -> PreprocessResult:
-    job = store.mark_running(job_id)
+    express = is_express_execution(execution_arn)
+    try:
+        job = store.mark_running(job_id)
+    except InvalidTransition:
+        if not express:
+            raise
+        logger.info("job already finished: this run of its Express execution ends here")
+        return PreprocessResult(
+            job_id=job_id,
+            batch_count=0,
+            manifest_uri="",
+            items_key="",
+            max_concurrency=settings.chunking.map_max_concurrency,
+            mode="done",
+            batches=[],
+        )
     options = job.options
     paths = JobPaths(settings.resources.data_bucket, job_id)
     placer = BatchPlacer(options.batch_size)
@@ -148,9 +166,7 @@ def preprocess_job(
     store.record_counts(job_id, counts, batches=len(refs))
     inline = len(refs) <= settings.chunking.inline_map_max_batches
     mode = "inline" if inline else "distributed"
-    if is_express_execution(execution_arn) and (
-        not inline or len(refs) > settings.routing.express_max_batches
-    ):
+    if express and (not inline or len(refs) > settings.routing.express_max_batches):
         hand_to_standard(job_id, workflows or Workflows.for_settings(settings), store)
         mode = "standard"
     logger.info(
