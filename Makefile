@@ -55,6 +55,10 @@ typecheck: venv
 template-check: venv
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	# both endpoint modes, with and without the endpoint: cfn-lint resolves the conditions
+	for mode in realtime async; do for create in true false; do \
+		$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules \
+			--parameters EndpointMode=$$mode CreateEndpoint=$$create || exit 1; done; done
 
 hadolint: venv
 	$(BIN)/hadolint endpoint/Dockerfile
@@ -81,10 +85,10 @@ $(LOCAL_BUILD)/runtime/.installed: requirements/dev.txt
 	touch $@
 
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS) --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1,localhost
 
 integration: venv
-	$(BIN)/python -m pytest tests/integration -q -m integration
+	$(BIN)/python -m pytest tests/integration -q -m integration $(PYTEST_ARGS)
 
 test: venv
 	$(MAKE) lint typecheck template-check hadolint build unit integration
@@ -104,7 +108,9 @@ bench: venv build
 	$(BIN)/python bench/lambda_footprint.py
 	$(BIN)/python bench/chunk_bench.py
 	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/cost_bench.py
+	$(BIN)/python bench/async_bench.py
 	$(MAKE) scale
 
 # Jobs of 10k, 100k and 1M chunks through the Distributed Map of a local cloud (the endpoint's

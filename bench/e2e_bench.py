@@ -34,26 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_doc import write_section
-from tandem_common.contracts import execution_arn, s3_job_id, s3_revision
+from tandem_common.contracts import s3_job_id, s3_revision
 
 from tandem.client import TandemClient
 from tandem.submission import documents_from_file
 
 REPO = Path(__file__).resolve().parent.parent
 BATCH = 64
-
-
-def history(cloud: Any, job_id: str) -> list[dict[str, Any]]:
-    sfn = cloud.client("stepfunctions")
-    arn = execution_arn(cloud.state_machine_arn, job_id)
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
 
 
 def count_events(events: list[dict[str, Any]]) -> tuple[int, int]:
@@ -100,7 +87,7 @@ def orchestration(cloud: Any, n_docs: int) -> str:
     put = s3.put_object(Bucket=cloud.bucket, Key=key, Body=body)
     job_id = s3_job_id(cloud.bucket, key, s3_revision(put.get("VersionId"), put["ETag"]))
     job = wait_all(cloud, [job_id], 600)[job_id]
-    events = history(cloud, job_id)
+    events = cloud.jobs.history(job_id)
     transitions, lambdas = count_events(events)
     chunks = int(job.get("counts", {}).get("chunks", n_docs))
     batches = math.ceil(chunks / BATCH)
@@ -205,7 +192,7 @@ def e2e(cloud: Any) -> str:
     statuses = Counter(j["status"] for j in done.values())
     spent: dict[str, float] = defaultdict(float)
     for jid in jobs:
-        for k, v in state_times(history(cloud, jid)).items():
+        for k, v in state_times(cloud.jobs.history(jid)).items():
             spent[k] += v
     top = ["Preprocess", "EmbedBatches", "InvokeEndpoint", "Deliver"]
     total = sum(spent.get(k, 0.0) for k in ("Preprocess", "EmbedBatches", "Deliver")) or 1.0

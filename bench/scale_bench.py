@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench_doc import write_section
-from tandem_common.contracts import execution_arn
 
 from tandem.client import TandemClient
 from tandem.local.cloud import LocalCloud
@@ -98,21 +97,6 @@ def corpus(chunks: int, seed: int = 12) -> tuple[bytes, int]:
     return ("\n".join(lines) + "\n").encode(), docs
 
 
-def history(cloud: Any, job_id: str) -> list[dict[str, Any]]:
-    sfn = cloud.client("stepfunctions")
-    kwargs: dict[str, Any] = {
-        "executionArn": execution_arn(cloud.state_machine_arn, job_id),
-        "maxResults": 1000,
-    }
-    events: list[dict[str, Any]] = []
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
-
-
 def run_size(target: int, timeout: float) -> dict[str, Any]:
     data, docs = corpus(target)
     with (
@@ -120,7 +104,15 @@ def run_size(target: int, timeout: float) -> dict[str, Any]:
         LocalCloud(
             log_dir=logs,
             endpoint_args=["--backend", "fake-fast"],
-            parameter_overrides={"BatchSize": str(BATCH), "MapMaxConcurrency": str(CONCURRENCY)},
+            # No vector index: moto keeps each vector as Python objects (measured: about 20 KB
+            # of RSS per 384-dimension vector), so 1M would need ~20 GB here. What indexing adds
+            # per batch (one PutVectors, one BatchGetItem, one BatchWriteItem in collect) is in
+            # docs/ARCHITECTURE.md; bench/search_bench.py and the tests run it.
+            parameter_overrides={
+                "BatchSize": str(BATCH),
+                "MapMaxConcurrency": str(CONCURRENCY),
+                "VectorIndexing": "false",
+            },
         ) as cloud,
     ):
         key = f"staging/scale/{uuid.uuid4().hex}.jsonl"
@@ -134,7 +126,7 @@ def run_size(target: int, timeout: float) -> dict[str, Any]:
         )
         job = cloud.jobs.wait(accepted["job_id"], timeout=timeout, interval=2.0)
         wall = time.monotonic() - t0
-        events = history(cloud, job["job_id"])
+        events = cloud.jobs.history(job["job_id"])
         requests = cloud.requests.snapshot()
         memory = {
             name.removeprefix("tandem-"): mb

@@ -5,6 +5,7 @@ cost.py, demo.py and local/ (the local cloud)."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -73,6 +74,12 @@ def main() -> None:
     """Tandem: serverless AI inference pipeline."""
 
 
+# `tandem local up --endpoint-mode async`: the model scales to zero after this long idle, and the
+# scheduled functions (the async sweep, the watchdog) run this often (rate(1 minute) in AWS).
+ASYNC_SCALE_TO_ZERO_S = 120.0
+ASYNC_SWEEP_S = 60.0
+
+
 @main.group()
 def local() -> None:
     """The local cloud (moto + local Lambda + the real endpoint), no Docker, no AWS account."""
@@ -111,14 +118,30 @@ def local() -> None:
     default=None,
     help="seed file to load once up (events/seed.json: the state the events/ files need)",
 )
+@click.option(
+    "--endpoint-mode",
+    type=click.Choice(["realtime", "async"]),
+    default="realtime",
+    show_default=True,
+    help="the template's EndpointMode; async: an async front (InvokeEndpointAsync, a queue, SNS "
+    "notifications to the complete function) before the model, which scales to zero after "
+    f"{ASYNC_SCALE_TO_ZERO_S:g} s idle, and the sweep every {ASYNC_SWEEP_S:g} s",
+)
 @local_errors
 def local_up(
-    port: int, lambda_port: int, moto_port: int, endpoint_port: int, host: str, seed: str | None
+    port: int,
+    lambda_port: int,
+    moto_port: int,
+    endpoint_port: int,
+    host: str,
+    seed: str | None,
+    endpoint_mode: str,
 ) -> None:
     """Start the local cloud and serve until Ctrl-C."""
     from tandem.local.cloud import STATE_FILE, LocalCloud, serve_until_stopped
 
     click.echo("starting the local cloud (the endpoint loads the model; this can take a while)...")
+    is_async = endpoint_mode == "async"
     cloud = LocalCloud(
         api_port=port,
         lambda_port=lambda_port,
@@ -127,6 +150,9 @@ def local_up(
         host=host,
         seed=seed,
         state_file=STATE_FILE,
+        parameter_overrides={"EndpointMode": endpoint_mode},
+        scale_to_zero_after_s=ASYNC_SCALE_TO_ZERO_S if is_async else None,
+        schedule_interval_s=ASYNC_SWEEP_S if is_async else None,
     )
     with cloud:
         serve_until_stopped(cloud, click.echo)
@@ -383,6 +409,46 @@ def retry(
 
 
 @main.command()
+@click.argument("query")
+@click.option("--top-k", "-k", default=5, show_default=True, help="how many chunks (at most 100)")
+@click.option("--document", "documents", multiple=True, help="only this document (repeatable)")
+@click.option("--job", "jobs", multiple=True, help="only chunks indexed by this job (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON answer")
+@api_option
+@stack_option
+@friendly_errors
+def search(
+    query: str,
+    top_k: int,
+    documents: tuple[str, ...],
+    jobs: tuple[str, ...],
+    as_json: bool,
+    api: str | None,
+    stack: str | None,
+) -> None:
+    """Search the indexed documents (POST /v1/search): the nearest chunks, best first."""
+    body = TandemClient.from_options(api, stack).search(query, top_k, documents, jobs)
+    if as_json:
+        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        console.print_search(body)
+
+
+@main.command()
+@click.argument("document_id")
+@api_option
+@stack_option
+@friendly_errors
+def delete(document_id: str, api: str | None, stack: str | None) -> None:
+    """Remove a document's vectors from the index (DELETE /v1/documents/{id}); idempotent."""
+    body = TandemClient.from_options(api, stack).delete_document(document_id)
+    if body["found"]:
+        click.echo(f"deleted document {document_id}: {body['vectors']} vector(s)")
+    else:
+        click.echo(f"document {document_id} was not in the index (nothing to delete)")
+
+
+@main.command()
 @click.option(
     "--stack",
     default=None,
@@ -475,6 +541,13 @@ def demo(samples: str, out: str, timeout: float, template: str | None) -> None:
     help="one instance, batched (assumed: measure on the GPU)",
 )
 @click.option("--batching-speedup", type=float, default=None, help="default: BENCHMARKS.md")
+@click.option(
+    "--busy-hours",
+    type=float,
+    default=8.0,
+    show_default=True,
+    help="endpoint modes: hours of traffic in a day (the rest idle)",
+)
 def cost(
     documents: float,
     document_kb: float,
@@ -486,8 +559,10 @@ def cost(
     preprocess_mb_s: float | None,
     endpoint_chunks_per_s: float,
     batching_speedup: float | None,
+    busy_hours: float,
 ) -> None:
-    """$ per 1M chunks: Tandem side by side with a naive design, at equal throughput.
+    """$ per 1M chunks: Tandem side by side with a naive design, at equal throughput; then the
+    GPU bill of a bursty day in both endpoint modes.
 
     \b
     Tandem: arm64 Lambdas (api, preprocess, deliver: 3 per job, and collect: 1 per batch); one
@@ -501,6 +576,10 @@ def cost(
     CPU side = Lambda GB-s and requests + Step Functions + API Gateway + SQS (S3, DynamoDB,
     EventBridge and CloudWatch left out). Prices: tandem/prices.json (source and date each);
     durations: docs/BENCHMARKS.md where measured, else the flags.
+    Endpoint modes: the month's chunks spread over days of --busy-hours traffic; realtime keeps
+    one instance on around the clock, async (scale to zero) pays the busy hours, each burst's
+    launch and scale-in tail, and its Lambdas, SNS and DynamoDB per batch; async's price is the
+    first batch's wait for a new instance (prices.json "figures").
     """
     from tandem import cost as model
 
@@ -518,7 +597,8 @@ def cost(
         workflow=workflow,
         express_max_bytes=express_max_bytes,
     )
-    click.echo(model.report(workload, measured, model.load_prices()))
+    day = model.BurstyDay(busy_hours=busy_hours)
+    click.echo(model.report(workload, measured, model.load_prices(), day))
 
 
 if __name__ == "__main__":

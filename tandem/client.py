@@ -11,6 +11,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -191,6 +192,32 @@ class TandemClient:
         if response.status >= 300:
             raise TandemApiError(response.status, "upload_failed", response.body[:300].decode())
         return response
+
+    def search(
+        self,
+        query: str,
+        top_k: int = 10,
+        document_ids: Iterable[str] = (),
+        job_ids: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """`POST /v1/search`: the nearest indexed chunks, optionally only of these documents
+        and/or jobs."""
+        body: dict[str, Any] = {"query": query, "top_k": top_k}
+        flt = {
+            key: list(values)
+            for key, values in (("document_id", document_ids), ("job_id", job_ids))
+            if values
+        }
+        if flt:
+            body["filter"] = flt
+        result: dict[str, Any] = self.call("POST", "/v1/search", body, what="search")
+        return result
+
+    def delete_document(self, document_id: str) -> dict[str, Any]:
+        """`DELETE /v1/documents/{id}` (the id percent-encoded, "/" included)."""
+        path = "/v1/documents/" + urllib.parse.quote(document_id, safe="")
+        result: dict[str, Any] = self.call("DELETE", path, what="delete")
+        return result
 
     # ------------------------------------------------------------------ jobs over time
     def wait_for_jobs(

@@ -25,6 +25,20 @@ def print_job(view: dict[str, Any]) -> None:
         click.echo(f"  results: {view['manifest_uri'].rsplit('/', 1)[0]}/")
 
 
+def print_search(body: dict[str, Any], width: int = 160) -> None:
+    """`POST /v1/search`'s results: rank, score, document#chunk, the start of the text."""
+    results = body.get("results") or []
+    if not results:
+        click.echo("no results")
+    for rank, hit in enumerate(results, 1):
+        text = " ".join(str(hit.get("text", "")).split())
+        if len(text) > width:
+            text = text[: width - 3] + "..."
+        click.echo(
+            f"{rank:>2}. {hit['score']:.3f}  {hit['document_id']}#{hit['chunk_index']}  {text}"
+        )
+
+
 def print_retry(original: str, body: dict[str, Any]) -> None:
     click.echo(
         f"retry job {body['job_id']} of {original}: {body['documents']} document(s), {body['status']}"

@@ -25,6 +25,14 @@ packaged differs:
 The CPU side is everything but the GPU instance: Lambda (GB-s + requests), Step Functions,
 API Gateway and SQS. S3, DynamoDB, EventBridge and CloudWatch are left out (a few requests per
 job for Tandem, per document for the naive design, so leaving them out flatters the naive one).
+
+Endpoint modes (`endpoint_modes`): the GPU bill of one bursty day (`BurstyDay`: traffic in
+`busy_hours`, none the rest) for EndpointMode=realtime (at least `min_instances` around the
+clock) and EndpointMode=async with scale to zero (instances only while there is work, plus each
+burst's cold start and scale-in tail), and what async adds per batch (the submit and complete
+Lambdas, one SNS notification, three inference-table writes) and per day (the sweep, every
+minute). The price of scale to zero is latency: the first batch of a burst waits for the
+scale-out alarm and a new instance (`prices.json` "figures", each with its source).
 """
 
 from __future__ import annotations
@@ -40,11 +48,20 @@ PRICES = Path(__file__).with_name("prices.json")
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 EXPRESS_DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "express.asl.json"
 INSTANCE_PRICE_KEYS = {"ml.g6.xlarge": "sagemaker_ml_g6_xlarge_hour"}
+ASYNC_INSTANCE_PRICE_KEYS = {"ml.g6.xlarge": "sagemaker_ml_g6_xlarge_async_hour"}
+# template.yaml's AsyncHasBacklogWithoutCapacityAlarm: 2 one-minute periods before it scales 0 -> 1
+SCALE_OUT_ALARM_S = 2 * 60
 
 
 def load_prices(path: Path = PRICES) -> dict[str, float]:
     data = json.loads(path.read_text())
     return {k: float(v["value"]) for k, v in data["prices"].items()}
+
+
+def load_figures(path: Path = PRICES) -> dict[str, float]:
+    """The durations of prices.json's "figures" (the async cold start and scale-in tail)."""
+    data = json.loads(path.read_text())
+    return {k: float(v["value"]) for k, v in data["figures"].items() if isinstance(v, dict)}
 
 
 @dataclass(frozen=True)
@@ -340,9 +357,11 @@ def express_bounds(w: Workload, m: Measured) -> dict[str, float]:
     }
 
 
-def report(w: Workload, m: Measured, p: dict[str, float]) -> str:
-    """`tandem cost`'s output: the workload, the measured inputs, the table, the verdict."""
+def report(w: Workload, m: Measured, p: dict[str, float], day: BurstyDay | None = None) -> str:
+    """`tandem cost`'s output: the workload, the measured inputs, the table, the verdict, the
+    Express bound, then the endpoint modes for a bursty day."""
     text, summary = table(w, m, p)
+    modes = modes_report(w, m, p, day or BurstyDay(), load_figures())
     bounds = express_bounds(w, m)
     per_month = summary["tandem_cpu"] * w.chunks_per_month / 1e6
     return "\n".join(
@@ -366,5 +385,115 @@ def report(w: Workload, m: Measured, p: dict[str, float]) -> str:
             f"{bounds['rounds']:.0f} Map rounds) takes {bounds['modelled_s']:.1f} s modelled, "
             f"{bounds['worst_s']:.0f} s if every round spends the endpoint retries' whole "
             f"backoff; Express stops at 300 s",
+            "",
+            modes,
+        ]
+    )
+
+
+# ---------------------------------------------------------------------- endpoint modes
+@dataclass(frozen=True)
+class BurstyDay:
+    busy_hours: float = 8.0  # hours of traffic per day (the rest idle)
+    bursts: int = 1  # busy periods per day: each starts from zero instances in async mode
+    min_instances: int = 1  # real-time: EndpointMinInstances, on around the clock
+    days_per_month: float = 30.0
+
+
+@dataclass(frozen=True)
+class ModeCost:
+    """One endpoint mode's day: GPU instance-hours and dollars by line item."""
+
+    instance_hours: float
+    items: dict[str, float]
+    first_batch_wait_s: float  # after an idle period: the cold start (0 when an instance is on)
+
+    @property
+    def total(self) -> float:
+        return sum(self.items.values())
+
+
+def endpoint_modes(
+    w: Workload, m: Measured, p: dict[str, float], day: BurstyDay, figures: dict[str, float]
+) -> dict[str, ModeCost]:
+    """Realtime and async (scale to zero) for one bursty day: the workload's daily chunks all
+    arrive in the busy hours."""
+    if not 0 < day.busy_hours <= 24:
+        raise ValueError("busy_hours must be within (0, 24]")
+    chunks = w.chunks_per_month / day.days_per_month
+    batches = math.ceil(chunks / w.batch_size)
+    busy_s = day.busy_hours * 3600
+    # instances the busy hours need at the endpoint's batched throughput (at least one)
+    needed = max(1, math.ceil(chunks / busy_s / m.endpoint_chunks_per_s))
+    idle_h = 24 - day.busy_hours
+    realtime_h = max(needed, day.min_instances) * day.busy_hours + day.min_instances * idle_h
+    # async: the busy hours, then each burst's tail before scale-in, and its instance's launch
+    # (billed while it starts), never more than the day
+    launch_s, tail_s = figures["gpu_instance_launch_s"], figures["scale_in_tail_s"]
+    per_burst_h = (launch_s + tail_s) / 3600
+    async_h = min(24.0 * needed, needed * (day.busy_hours + day.bursts * per_burst_h))
+    submit_complete_s = 2 * m.lambda_overhead_ms / 1000  # two short Lambdas per batch
+    sweeps = 24 * 60  # rate(1 minute)
+    async_items = {
+        "GPU instance": async_h * _instance_price(ASYNC_INSTANCE_PRICE_KEYS, w.instance_type, p),
+        "Lambda (submit, complete, sweep)": (2 * batches + sweeps) * p["lambda_request"]
+        + (batches * submit_complete_s + sweeps * m.lambda_overhead_ms / 1000)
+        * 0.256
+        * p["lambda_arm64_gb_s"],
+        "SNS notifications": batches * p["sns_publish"],
+        "DynamoDB (inference table)": 3 * batches * p["dynamodb_write_request"],
+    }
+    return {
+        "realtime": ModeCost(
+            realtime_h,
+            {"GPU instance": realtime_h * _instance_price(INSTANCE_PRICE_KEYS, w.instance_type, p)},
+            0.0,
+        ),
+        "async": ModeCost(async_h, async_items, SCALE_OUT_ALARM_S + launch_s),
+    }
+
+
+def _instance_price(keys: dict[str, str], instance_type: str, p: dict[str, float]) -> float:
+    key = keys.get(instance_type)
+    if key is None:
+        raise ValueError(f"no price for {instance_type}; add it to prices.json")
+    return p[key]
+
+
+def modes_report(
+    w: Workload, m: Measured, p: dict[str, float], day: BurstyDay, figures: dict[str, float]
+) -> str:
+    """The endpoint modes side by side for one bursty day, and the latency async costs."""
+    modes = endpoint_modes(w, m, p, day, figures)
+    rt, asy = modes["realtime"], modes["async"]
+    keys = list(dict.fromkeys([*rt.items, *asy.items]))
+    rows = [
+        f"endpoint modes, one bursty day ({day.busy_hours:g} busy h, "
+        f"{24 - day.busy_hours:g} idle h, {day.bursts} burst(s)), {w.instance_type}:",
+        "| $ per day | realtime | async (scale to zero) |",
+        "|---|---:|---:|",
+        f"| GPU instance-hours | {rt.instance_hours:.2f} | {asy.instance_hours:.2f} |",
+    ]
+    rows += [f"| {k} | {rt.items.get(k, 0.0):.4f} | {asy.items.get(k, 0.0):.4f} |" for k in keys]
+    rows += [
+        f"| **total per day** | **{rt.total:.2f}** | **{asy.total:.2f}** |",
+        f"| per month ({day.days_per_month:g} days) | {rt.total * day.days_per_month:,.2f} "
+        f"| {asy.total * day.days_per_month:,.2f} |",
+        f"| first batch after idle waits | {rt.first_batch_wait_s:.0f} s "
+        f"| {asy.first_batch_wait_s:.0f} s |",
+    ]
+    saved = rt.total - asy.total
+    verdict = (
+        f"async saves ${saved:,.2f} a day ({saved / rt.total:.0%})"
+        if saved > 0
+        else f"realtime is cheaper by ${-saved:,.2f} a day"
+    )
+    return "\n".join(
+        [
+            *rows,
+            f"{verdict}; the price is latency: the first batch of each burst waits "
+            f"{asy.first_batch_wait_s / 60:.1f} min (the scale-out alarm's {SCALE_OUT_ALARM_S} s "
+            f"+ {figures['gpu_instance_launch_s']:.0f} s for a new GPU instance, AWS's figure: "
+            'prices.json "figures").',
         ]
     )

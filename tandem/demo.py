@@ -3,6 +3,8 @@
 - api:  samples/api/*  -> inline POST /v1/jobs (one job per file)
 - s3:   samples/s3/*   -> put_object into inbox/demo/ (the S3 -> EventBridge -> ingest path)
 - sqs:  samples/sqs/*  -> object under staging/ + an SQS message {"job_id", "s3_uri"}
+- search: samples/search/corpus.jsonl -> one more inline job; then the first labelled query of
+  samples/search/queries.jsonl through POST /v1/search must find its document first
 
 Every input document must end up in a result (the vector shards) or in a failure list
 (failures.jsonl / the job's error); samples/expected_failures.json names the bad ones.
@@ -21,7 +23,7 @@ from tandem_common.contracts import JobPaths, s3_job_id, s3_revision
 from tandem_common.text.decoding import parse_input
 
 from tandem.client import TandemClient
-from tandem.console import print_job
+from tandem.console import print_job, print_search
 from tandem.submission import documents_from_file
 
 
@@ -30,6 +32,19 @@ def expected_ids(path: Path) -> list[str]:
     the pipeline's own input rules."""
     parsed = parse_input(path.name, path.read_bytes())
     return [d.id for d in parsed.documents] + [r.id for r in parsed.rejected]
+
+
+def demo_search(api: TandemClient, labelled: dict[str, str]) -> list[str]:
+    """One labelled query through POST /v1/search, printed; a problem unless its document
+    comes first."""
+    query, expected = labelled["query"], labelled["document"]
+    click.echo(f'search "{query}" (POST /v1/search, top 3):')
+    results = api.search(query, top_k=3)["results"]
+    print_search({"results": results})
+    if not results or results[0]["document_id"] != expected:
+        return [f"search {query!r} did not find {expected} first"]
+    click.echo(f"search OK: found {expected} first")
+    return []
 
 
 def _listing(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -78,6 +93,12 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
                 MessageBody=json.dumps({"job_id": job_id, "s3_uri": f"s3://{cloud.bucket}/{key}"}),
             )
             jobs[job_id] = ("sqs", [(f"sqs/{f.name}", expected_ids(f))])
+
+        corpus = samples / "search" / "corpus.jsonl"
+        if corpus.is_file():
+            docs = documents_from_file(corpus) or []
+            body = api.create_job(documents=docs)
+            jobs[body["job_id"]] = ("search", [("search/corpus.jsonl", [d["id"] for d in docs])])
         click.echo(f"submitted {len(jobs)} jobs; waiting...")
 
         with click.progressbar(length=len(jobs), label="jobs") as bar:  # type: ignore[var-annotated]
@@ -136,7 +157,7 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
         click.echo(
             f"{'path':<5} {'jobs':>5} {'docs':>6} {'chunks':>7} {'vectors':>8} {'failed docs':>12}"
         )
-        for path in ("api", "s3", "sqs"):
+        for path in ("api", "s3", "sqs", "search"):
             s = per_path.get(path, {})
             click.echo(
                 f"{path:<5} {s.get('jobs', 0):>5} {s.get('documents', 0):>6} {s.get('chunks', 0):>7} "
@@ -156,6 +177,9 @@ def run_demo(samples: Path, out: Path, timeout: float = 600.0, template: str | N
         for jid, view in views.items():
             if view["status"] != "SUCCEEDED":
                 print_job({**view, "job_id": jid})
+        queries = samples / "search" / "queries.jsonl"
+        if queries.is_file():
+            problems += demo_search(api, json.loads(queries.read_text().splitlines()[0]))
         if problems:
             click.echo("PROBLEMS:")
             for p in problems:

@@ -249,14 +249,19 @@ async def _handle(state: EndpointState, request: Request) -> Response:
         raise ApiError(429, "throttled", "injected fault: throttle")
     if fault == "error_5xx":
         raise ApiError(500, "injected_error", "injected fault: server error")
+    if fault == "error_4xx":
+        raise ApiError(400, "injected_client_error", "injected fault: client error")
 
     body = await _read_body(request, settings.max_body_bytes, settings.max_drain_bytes)
     payload = _parse_payload(body)
     if state.backend is None:
         raise ApiError(503, "model_not_ready", "the model is still loading")
     backend = state.backend
+    deadline_s = settings.request_deadline_s
+    if fault == "slow" and state.faults.slow_deadline_s is not None:
+        deadline_s = state.faults.slow_deadline_s
     try:
-        async with asyncio.timeout(settings.request_deadline_s):
+        async with asyncio.timeout(deadline_s):
             if fault == "slow":
                 await asyncio.sleep(state.faults.slow_s)
             if fault == "malformed" and "inputs" in payload:
@@ -268,9 +273,7 @@ async def _handle(state: EndpointState, request: Request) -> Response:
     except QueueFullError as exc:
         raise ApiError(429, "queue_full", str(exc)) from None
     except TimeoutError:
-        raise ApiError(
-            503, "deadline_exceeded", f"not done within {settings.request_deadline_s:g} s"
-        ) from None
+        raise ApiError(503, "deadline_exceeded", f"not done within {deadline_s:g} s") from None
 
 
 def _inline_response(

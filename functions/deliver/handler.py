@@ -11,10 +11,12 @@ from tandem_common.models import DeliverInput
 from tandem_common.observability import bind_job, logger, traced
 from tandem_common.settings import get_settings
 from tandem_common.usecases.deliver import deliver_job
+from tandem_common.usecases.indexing import Indexer
 
 settings = get_settings()  # validated at cold start
 
 jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
+indexer = Indexer.from_settings(settings)  # None with VectorIndexing=false
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,5 +24,5 @@ jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created o
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = DeliverInput.model_validate(event)
     bind_job(request.job_id)
-    result = deliver_job(request.job_id, request.batch_results, settings, jobs, Storage())
+    result = deliver_job(request.job_id, request.batch_results, settings, jobs, Storage(), indexer)
     return result.model_dump()

@@ -3,8 +3,9 @@
 Parts (`LocalCloud` in cloud.py wires them together): template.py (resources from the
 template), moto_compat.py (the only moto patches), lambda_service.py + lambda_worker.py (the
 Lambda Invoke API and its worker processes), http_api.py (payload-v2 HTTP API),
-event_sources.py (S3 → EventBridge and SQS pollers), schedules.py, endpoint_process.py (the
-real model server), faults.py (what the tests break), inspection.py (jobs and executions, read
+event_sources.py (S3 → EventBridge and SQS pollers, SNS → Lambda), schedules.py,
+endpoint_process.py (the real model server), async_front.py (EndpointMode=async: SageMaker's
+async platform before it), faults.py (what the tests break), inspection.py (jobs and executions, read
 directly), http_server.py (the background HTTP server both services use), state.py (what a
 running `tandem local up` tells other commands), seed.py (`--seed`: the state events/ needs),
 artefact.py + invoke.py (`tandem local invoke`: the built functions without Docker),

@@ -6,8 +6,9 @@ port (same state) -> moto compat patches -> the template's resources -> the loca
 service -> the real endpoint server (subprocess) -> the local HTTP API -> S3/SQS pollers.
 
 `LocalCloud` only starts, stops and hands out its parts: `jobs` (JobInspector), `endpoint`
-(EndpointProcess), `faults` (endpoint, lambdas, s3), `schedules`, `lambda_service`, `requests`
-(the moto server's request counts).
+(EndpointProcess), `faults` (endpoint, lambdas, s3, async_front), `schedules`, `lambda_service`,
+`requests` (the moto server's request counts), and with `EndpointMode=async` the `async_front`
+(SageMaker's async platform in front of the endpoint process, on the endpoint URL).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from tandem.local import LOCAL_CREDENTIALS, local_client, moto_compat
+from tandem.local.async_front import AsyncEndpointConfig, AsyncFront
 from tandem.local.endpoint_process import EndpointProcess
-from tandem.local.event_sources import S3EventBridgePoller, SqsPoller
-from tandem.local.faults import EndpointFaults, Faults, LambdaFaults, S3PutFaults
+from tandem.local.event_sources import S3EventBridgePoller, SnsLambdaDelivery, SqsPoller
+from tandem.local.faults import EndpointFaults, Faults, LambdaFaults, S3PutFaults, VectorFaults
 from tandem.local.http_api import LocalHttpApi, routes_from_functions
 from tandem.local.http_server import reachable_host
 from tandem.local.inspection import JobInspector
@@ -35,7 +37,12 @@ from tandem.local.meter import RequestMeter
 from tandem.local.schedules import Schedules
 from tandem.local.seed import SeedTarget, load_seed
 from tandem.local.state import STATE_FILE, LocalCloudState, remove_state, write_state
-from tandem.local.template import FunctionSpec, LocalTemplate, create_resources
+from tandem.local.template import (
+    FunctionSpec,
+    LocalTemplate,
+    create_resources,
+    delete_resources,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ class LocalCloud:
         endpoint_port: int = 0,
         seed: str | Path | None = None,
         state_file: str | Path | None = None,
+        scale_to_zero_after_s: float | None = None,
     ) -> None:
         overrides = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
         self.template = LocalTemplate(template, stack_name=stack_name, overrides=overrides)
@@ -99,6 +107,10 @@ class LocalCloud:
         self._seed = load_seed(seed) if seed else None  # a bad file fails before anything starts
         self.state_file = Path(state_file) if state_file else None
         self.parameter_overrides = overrides
+        # EndpointMode=async: the async front answers on the endpoint URL, the model behind it
+        self.endpoint_mode = str(self.template.parameters.get("EndpointMode", "realtime"))
+        self.scale_to_zero_after_s = scale_to_zero_after_s
+        self._async_front: AsyncFront | None = None
         self.seeded: list[str] = []
         self.resources: dict[str, dict[str, Any]] = {}
         self.functions: dict[str, FunctionSpec] = self.template.functions()
@@ -140,14 +152,18 @@ class LocalCloud:
 
         t0 = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        s3_faults = self._start_moto()
+        s3_faults, vector_faults = self._start_moto()
         self.resources = create_resources(
             self.template,
             boto3.Session(region_name=self.region),
             local_queue_visibility=self.sqs_visibility_timeout,
         )
+        is_async = self.endpoint_mode == "async"
+        model_port = (
+            free_port(self.host) if is_async else self.endpoint_port or free_port(self.host)
+        )
         self._endpoint = EndpointProcess(
-            self.endpoint_port or free_port(self.host),
+            model_port,
             self.moto_url,
             self.region,
             self.log_dir / "endpoint.log",
@@ -156,6 +172,17 @@ class LocalCloud:
             host=self.host,
         )
         self.endpoint_url = self._endpoint.url
+        if is_async:
+            self._async_front = AsyncFront(
+                AsyncEndpointConfig.from_template(self.template),
+                self._endpoint,
+                self.moto_url,
+                self.region,
+                host=self.host,
+                port=self.endpoint_port,
+                idle_s=self.scale_to_zero_after_s,
+            )
+            self.endpoint_url = self._async_front.url  # the runtime API the functions call
         self._lambda = LambdaService(
             self.functions,
             self._function_env,
@@ -169,9 +196,11 @@ class LocalCloud:
         # the in-process interpreter's boto3 clients: Lambda tasks -> our service, endpoint -> server
         self._setenv("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url)
         self._setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", self.endpoint_url)
+        self._route_sns()
         self._faults = Faults(
-            EndpointFaults(self.endpoint_url), LambdaFaults(self._lambda), s3_faults
+            EndpointFaults(self._endpoint.url), LambdaFaults(self._lambda), s3_faults, vector_faults
         )
+        self._faults.async_front = self._async_front
         self._jobs = JobInspector(
             self.client("dynamodb"),
             self.client("stepfunctions"),
@@ -179,12 +208,14 @@ class LocalCloud:
             self.bucket,
             self.jobs_table,
             self.state_machine_arn,
-            self._endpoint.metrics,
+            self._async_front.metrics if self._async_front else self._endpoint.metrics,
             self.express_state_machine_arn,
         )
         self._schedules = Schedules(self.functions, self._lambda)
         if self.start_endpoint:
             self._endpoint.start()
+        if self._async_front is not None:
+            self._async_front.start()
         self._api = LocalHttpApi(
             self._lambda, routes_from_functions(self.functions), host=self.host, port=self.api_port
         )
@@ -202,9 +233,9 @@ class LocalCloud:
             write_state(self.state_file, self.state())
         return self
 
-    def _start_moto(self) -> S3PutFaults:
+    def _start_moto(self) -> tuple[S3PutFaults, VectorFaults]:
         """In-process moto with the real ASL interpreter, and a moto server on the same state
-        (with the S3 fault middleware in front of it). Returns that middleware."""
+        (with the S3 and S3 Vectors fault middleware in front of it). Returns those."""
         from moto import mock_aws
         from moto.server import ThreadedMotoServer
 
@@ -227,11 +258,12 @@ class LocalCloud:
         self._moto_server.start()
         self.moto_url = f"http://{reachable_host(self.host)}:{moto_port}"
         server = self._moto_server._server  # werkzeug server: requests run `server.app`
-        s3_faults = S3PutFaults(server.app)
+        vector_faults = VectorFaults(server.app)
+        s3_faults = S3PutFaults(vector_faults)
         self.requests = RequestMeter(s3_faults)
         server.app = self.requests
         moto_compat.apply()
-        return s3_faults
+        return s3_faults, vector_faults
 
     def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {
@@ -266,6 +298,14 @@ class LocalCloud:
         )
         env.update(self.extra_function_env)
         return env
+
+    def _route_sns(self) -> None:
+        """moto's SNS -> Lambda delivery needs Docker: each subscribed function gets its
+        messages through this cloud's Lambda service (moto_compat gap 10)."""
+        for spec in self.functions.values():
+            if any(ev.type == "SNS" for ev in spec.events):
+                delivery = SnsLambdaDelivery(spec.name, self.lambda_service.invoke)
+                moto_compat.route_sns_to_lambda(spec.arn, delivery)
 
     def _start_pollers(self) -> None:
         s3 = self.client("s3")
@@ -314,11 +354,17 @@ class LocalCloud:
         if self._api:
             self._api.close()
             self._api = None
+        if self._async_front is not None:
+            self._async_front.close()
+            self._async_front = None
+        for spec in self.functions.values():
+            moto_compat.route_sns_to_lambda(spec.arn, None)
         if self._endpoint is not None:
             self._endpoint.stop()
         if self._lambda:
             self._lambda.close()
             self._lambda = None
+        self._delete_resources_if_shared()
         if self._moto_server:
             self._moto_server.stop()
             self._moto_server = None
@@ -336,6 +382,20 @@ class LocalCloud:
             else:
                 os.environ[k] = v
         self._saved_env = {}
+
+    def _delete_resources_if_shared(self) -> None:
+        """Another local cloud in this process keeps moto's state alive after this one stops:
+        remove this stack's resources, so a cloud of the same stack name can start later (the
+        last mock to stop clears everything itself)."""
+        if self._mock is None or not self.resources or type(self._mock)._nested_count < 2:
+            return
+        import boto3
+
+        try:
+            delete_resources(boto3.Session(region_name=self.region), self.resources, self.region)
+        except Exception:
+            log.exception("could not remove the resources of stack %s", self.template.stack_name)
+        self.resources = {}
 
     # ------------------------------------------------------------------ accessors
     def name_of(self, logical_id: str) -> str:
@@ -356,6 +416,11 @@ class LocalCloud:
     @property
     def dlq_url(self) -> str:
         return str(self.resources["JobDeadLetterQueue"]["url"])
+
+    @property
+    def vector_index_arn(self) -> str:
+        """The S3 Vectors index ("" when the template's VectorIndexing is false)."""
+        return str(self.resources.get("VectorIndex", {}).get("arn", ""))
 
     @property
     def state_machine_arn(self) -> str:
@@ -385,6 +450,11 @@ class LocalCloud:
     def faults(self) -> Faults:
         assert self._faults is not None
         return self._faults
+
+    @property
+    def async_front(self) -> AsyncFront:
+        assert self._async_front is not None, "the local cloud runs EndpointMode=realtime"
+        return self._async_front
 
     @property
     def schedules(self) -> Schedules:
@@ -432,13 +502,23 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
         f"Lambda service: {cloud.lambda_url}  (aws lambda invoke --endpoint-url {cloud.lambda_url} ...)"
     )
     echo(f"moto (S3, DynamoDB, SQS, Step Functions): {cloud.moto_url}")
-    echo(f"endpoint: {cloud.endpoint_url}")
+    if cloud.endpoint_mode == "async":
+        echo(
+            f"endpoint (async: InvokeEndpointAsync, SNS notifications): {cloud.endpoint_url}; "
+            f"the model behind it: {cloud.endpoint.url}"
+        )
+        if cloud.scale_to_zero_after_s is not None:
+            echo(f"scales to zero after {cloud.scale_to_zero_after_s:g} s idle")
+    else:
+        echo(f"endpoint: {cloud.endpoint_url}")
     if cloud.host != "127.0.0.1":
         echo(
             f"listening on {cloud.host}: from a `sam local invoke` container these are "
             "http://host.docker.internal:<port> (env.json, `--config-env local`)"
         )
     echo(f"data bucket: {cloud.bucket}  job queue: {cloud.queue_url}")
+    if cloud.vector_index_arn:
+        echo(f"vector index (S3 Vectors, on the moto URL): {cloud.vector_index_arn}")
     if cloud.seed_path is not None:
         echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
     echo(f"logs: {cloud.log_dir}")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,8 @@ class EndpointProcess:
     """Starts the server on `port`, waits for `/ping` 200, kills and restarts it on request.
 
     It reaches S3 (claim-check bodies) through `moto_url`; `args` are extra server flags.
+    Starting and stopping hold one lock, so the async front's scale-out (`ensure_started`) waits
+    for a restart in progress instead of racing it for the port.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class EndpointProcess:
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._lock = threading.RLock()
 
     def _env(self) -> dict[str, str]:
         env = {
@@ -62,6 +66,24 @@ class EndpointProcess:
         return env
 
     def start(self) -> None:
+        with self._lock:
+            self._start()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ensure_started(self) -> bool:
+        """Start the server unless it runs (a dead one is replaced, as SageMaker replaces an
+        unhealthy instance); True when this call started it."""
+        with self._lock:
+            if self.running:
+                return False
+            self._stop(signal.SIGKILL)
+            self._start()
+            return True
+
+    def _start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [
             sys.executable,
@@ -101,6 +123,10 @@ class EndpointProcess:
         raise TimeoutError(f"endpoint not ready after {self.ready_timeout}s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        with self._lock:
+            self._stop(sig)
+
+    def _stop(self, sig: int) -> None:
         if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, sig)
@@ -118,9 +144,10 @@ class EndpointProcess:
         """Kill the server (SIGKILL, like its instance dying), stay down `down_s`, then start a
         new one on the same port with the same args and wait for /ping 200. Requests in flight
         lose their connection; the fault plan (in the old process) is gone."""
-        self.stop(signal.SIGKILL)
-        time.sleep(down_s)
-        self.start()
+        with self._lock:
+            self._stop(signal.SIGKILL)
+            time.sleep(down_s)
+            self._start()
 
     @property
     def pid(self) -> int | None:

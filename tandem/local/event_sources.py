@@ -14,6 +14,11 @@ SQS: one poller per `SQS` event source: batches of up to `BatchSize`, the real S
 `ReportBatchItemFailures` honoured (only the successes are deleted; failures and function errors
 become visible again after the queue's visibility timeout, so moto's RedrivePolicy moves a poison
 message to the DLQ after maxReceiveCount receives).
+
+SNS: a function's `SNS` event source is a subscription in moto; `moto_compat.route_sns_to_lambda`
+hands each message published to it to `SnsLambdaDelivery`, which invokes the function
+asynchronously with the real SNS event shape and, like Lambda's asynchronous invocation, tries
+twice more if the function fails.
 """
 
 from __future__ import annotations
@@ -357,3 +362,76 @@ class SqsPoller(_Poller):
 
 def dumps(event: Any) -> str:
     return json.dumps(event)
+
+
+def sns_event(
+    subscription_arn: str, topic_arn: str, message_id: str, subject: str | None, message: str
+) -> dict[str, Any]:
+    """The event SNS invokes a subscribed function with (one record per message)."""
+    region = topic_arn.split(":")[3]
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": topic_arn,
+                    "Subject": subject,
+                    "Message": message,
+                    "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "SignatureVersion": "1",
+                    "Signature": "local",
+                    "SigningCertUrl": f"https://sns.{region}.amazonaws.com/local.pem",
+                    "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+class SnsLambdaDelivery:
+    """One function's SNS subscriptions, delivered by the local Lambda service: each message is
+    an asynchronous invocation (a thread), retried twice when the function fails, as Lambda
+    retries asynchronous invocations (1 s and 2 s apart here; about 1 and 2 minutes in AWS)."""
+
+    def __init__(
+        self, function: str, invoke: Callable[[str, dict[str, Any]], Any], retry_s: float = 1.0
+    ) -> None:
+        self.function = function
+        self.invoke = invoke
+        self.retry_s = retry_s
+        self.delivered = 0
+        self.failed = 0
+        self._threads: list[threading.Thread] = []
+
+    def __call__(
+        self,
+        subscription_arn: str,
+        topic_arn: str,
+        message_id: str,
+        subject: str | None,
+        message: str,
+    ) -> None:
+        event = sns_event(subscription_arn, topic_arn, message_id, subject, message)
+        thread = threading.Thread(target=self._deliver, args=(event,), daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        for attempt in range(3):
+            result = self.invoke(self.function, event)
+            if not getattr(result, "error_type", None):
+                self.delivered += 1
+                return
+            log.warning(
+                "SNS delivery to %s failed (attempt %d): %s",
+                self.function,
+                attempt + 1,
+                getattr(result, "payload", {}).get("errorType"),
+            )
+            time.sleep(self.retry_s * (attempt + 1))
+        self.failed += 1

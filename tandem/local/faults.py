@@ -1,8 +1,10 @@
 """What the local cloud's tests (and `bench/load.py`) break, named by what breaks.
 
 `LocalCloud.faults.endpoint` drives the endpoint server's own plan (`POST /faults`: throttle,
-5xx, slow, malformed), `.lambdas` the Lambda service's worker faults (crash, crash_after, hang),
-`.s3` PutObject failures injected in front of the moto server. Each `set(None)` clears.
+5xx, 4xx, slow, malformed), `.lambdas` the Lambda service's worker faults (crash, crash_after,
+hang), `.s3` PutObject failures and `.vectors` S3 Vectors throttles injected in front of the
+moto server, and in EndpointMode=async `.async_front` the platform's (a notification dropped or
+duplicated, a request lost). Each `set(None)` clears.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tandem.local.async_front import AsyncFront
 from tandem.local.lambda_service import LambdaService
 
 
 class EndpointFaults:
     """The endpoint's fault plan, see `tandem_endpoint.faults`: `{"throttle": n}`,
-    `{"error_5xx": n}`, `{"slow_s": s, "count": n}`, `{"malformed": n}`."""
+    `{"error_5xx": n}`, `{"error_4xx": n}`, `{"slow_s": s, "count": n}`, `{"malformed": n}`."""
 
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
@@ -116,13 +119,66 @@ class S3PutFaults:
         return [body]
 
 
+class VectorFaults:
+    """WSGI middleware on the moto server: answers the next `count` S3 Vectors calls of
+    `operation` (e.g. PutVectors) as the service throttles, 429 `TooManyRequestsException`, so
+    the callers' SDK retries (or gives up) as it would on AWS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.rules: dict[str, int] = {}
+        self.injected: list[str] = []  # operations throttled so far
+
+    def set(self, rules: dict[str, int] | None) -> None:
+        """`{"PutVectors": 3, "DeleteVectors": 1}`; None clears."""
+        with self.lock:
+            self.rules = {op: int(n) for op, n in (rules or {}).items()}
+            self.injected = []
+
+    def _match(self, environ: dict[str, Any]) -> str | None:
+        if not self.rules or "/s3vectors/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
+            return None
+        operation = environ.get("PATH_INFO", "").strip("/")
+        with self.lock:
+            if self.rules.get(operation, 0) > 0:
+                self.rules[operation] -= 1
+                self.injected.append(operation)
+                return operation
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        operation = self._match(environ)
+        if operation is None:
+            return self.app(environ, start_response)
+        from werkzeug.wrappers import Request
+
+        Request(environ).get_data()  # drain the body so the connection stays usable
+        body = json.dumps({"message": f"Injected throttle on {operation} (local cloud)"}).encode()
+        start_response(
+            "429 Too Many Requests",
+            [
+                ("Content-Type", "application/json"),
+                ("x-amzn-ErrorType", "TooManyRequestsException"),
+                ("x-amzn-RequestId", uuid.uuid4().hex),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
+
+
 @dataclass
 class Faults:
     endpoint: EndpointFaults
     lambdas: LambdaFaults
     s3: S3PutFaults
+    vectors: VectorFaults
+    async_front: AsyncFront | None = None
 
     def clear(self) -> None:
         self.endpoint.set(None)
         self.lambdas.set(None)
         self.s3.set(None)
+        self.vectors.set(None)
+        if self.async_front is not None:
+            self.async_front.set_faults(None)

@@ -1,9 +1,10 @@
-"""Reading jobs and executions straight from the local cloud's moto (the demo, tests, load).
+"""Reading jobs, executions and the vector index straight from the local cloud's moto (the demo,
+tests, load, benchmarks).
 
 A job's status is its record's. Whether anything of it still runs is asked of Step Functions
 for a Standard job (DescribeExecution), and of the local cloud's own bookkeeping for an Express
 job (`moto_compat.express_executions`): AWS answers no API call about Express executions, and
-the local cloud refuses them too, so nothing here can lean on them.
+the local cloud refuses them too, so nothing here can lean on them (`history` is Standard's).
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ class JobInspector:
             return "RUNNING"
         return statuses[-1] if statuses else None
 
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        """Every event of the job's Standard execution, page by page (an Express execution has
+        no history to read: AWS and the local cloud refuse GetExecutionHistory for it)."""
+        kwargs: dict[str, Any] = {
+            "executionArn": execution_arn(self.state_machine_arn, job_id),
+            "maxResults": 1000,
+        }
+        events: list[dict[str, Any]] = []
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
     def done(self, job_id: str) -> dict[str, Any] | None:
         """The job's item if it is done (terminal record, executions ended), else None."""
         job = self.get(job_id)
@@ -171,3 +187,11 @@ class JobInspector:
                 return
             time.sleep(0.5)
         raise TimeoutError("local cloud did not drain")
+
+
+def stored_vectors(s3vectors: Any, index_arn: str) -> dict[str, dict[str, Any]]:
+    """Every vector of an S3 Vectors index: key -> {"key", "data", "metadata"} (ListVectors)."""
+    pages = s3vectors.get_paginator("list_vectors").paginate(
+        indexArn=index_arn, returnData=True, returnMetadata=True
+    )
+    return {v["key"]: v for page in pages for v in page["vectors"]}

@@ -5,6 +5,8 @@ and has a table there, keyed by its file name without `.json`, saying what it do
 freshly seeded local cloud (`tandem local up --seed events/seed.json`):
 
     function = "ApiFunction"          # the function this folder's events are for
+    parameters = { EndpointMode = "async" }  # optional: the template parameters of the cloud
+    seed = "seed-async.json"          # optional: its seed, in events/ (default seed.json)
 
     [create_job_inline]               # an HTTP API event: the payload-v2 response
     status = 202                      #   statusCode
@@ -40,11 +42,21 @@ class OutcomeError(Exception):
     """An outcomes file that cannot be read, or an event without a stated outcome."""
 
 
+DEFAULT_SEED = "seed.json"
+
+
 @dataclass(frozen=True)
 class Outcome:
     event: Path
     function: str
     expect: dict[str, Any]
+    parameters: tuple[tuple[str, str], ...] = ()  # the cloud's template parameter overrides
+    seed: str = DEFAULT_SEED  # in the events folder
+
+    @property
+    def profile(self) -> tuple[tuple[tuple[str, str], ...], str]:
+        """The local cloud this event needs: events of one profile share one seeded cloud."""
+        return self.parameters, self.seed
 
 
 def event_files(events_dir: Path) -> list[Path]:
@@ -66,9 +78,18 @@ def load_outcomes(events_dir: Path) -> dict[Path, Outcome]:
         except tomllib.TOMLDecodeError as exc:
             raise OutcomeError(f"{path}: {exc}") from None
         function = doc.pop("function", None)
+        parameters = doc.pop("parameters", {})
+        seed = doc.pop("seed", DEFAULT_SEED)
         if not isinstance(function, str):
             problems.append(f'{path}: needs `function = "<logical id>"`')
             continue
+        if not isinstance(parameters, dict) or not isinstance(seed, str):
+            problems.append(f"{path}: `parameters` must be a table, `seed` a file name")
+            continue
+        if seed != DEFAULT_SEED and not (events_dir / seed).is_file():
+            problems.append(f"{path}: no seed file {events_dir / seed}")
+            continue
+        overrides = tuple(sorted((str(k), str(v)) for k, v in parameters.items()))
         for name, expect in doc.items():
             event = folder / f"{name}.json"
             if not isinstance(expect, dict) or not expect:
@@ -82,7 +103,7 @@ def load_outcomes(events_dir: Path) -> dict[Path, Outcome]:
             elif set(expect) & API_KEYS and set(expect) & FUNCTION_KEYS:
                 problems.append(f"{path}: [{name}] mixes HTTP keys and result/errorType")
             else:
-                outcomes[event] = Outcome(event, function, expect)
+                outcomes[event] = Outcome(event, function, expect, overrides, seed)
     for event in event_files(events_dir):
         if event not in outcomes and (event.parent / OUTCOMES_FILE).is_file():
             problems.append(f"{event} has no stated outcome in {event.parent / OUTCOMES_FILE}")

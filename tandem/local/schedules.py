@@ -1,5 +1,7 @@
 """EventBridge Scheduler's `rate()` rules, locally: every function with a `Schedule` event is
-invoked with its `Input` every N seconds (the watchdog's `rate(5 minutes)`)."""
+invoked with its `Input` every N seconds (the watchdog's `rate(5 minutes)`, the async sweep's
+`rate(1 minute)`). `pause(fn)` skips one function's runs until `resume(fn)` (a test that needs a
+stopped sweep)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,19 @@ class Schedules:
         self.functions = functions
         self.lambdas = lambdas
         self._running: list[tuple[threading.Thread, threading.Event]] = []
+        self._paused: set[str] = set()
+
+    def _name(self, function: str) -> str:
+        name = self.lambdas.resolve_name(function)
+        if name is None or name not in self.inputs():
+            raise KeyError(f"{function} has no Schedule event")
+        return name
+
+    def pause(self, function: str) -> None:
+        self._paused.add(self._name(function))
+
+    def resume(self, function: str) -> None:
+        self._paused.discard(self._name(function))
 
     def inputs(self) -> dict[str, dict[str, Any]]:
         """The schedule input of every scheduled function, by function name."""
@@ -33,9 +48,7 @@ class Schedules:
     def run_now(self, function: str, overrides: dict[str, Any] | None = None) -> Any:
         """Invoke a scheduled function once now with its input (updated with `overrides`);
         returns its result, raising if it failed."""
-        name = self.lambdas.resolve_name(function)
-        if name is None or name not in self.inputs():
-            raise KeyError(f"{function} has no Schedule event")
+        name = self._name(function)
         result = self.lambdas.invoke(name, {**self.inputs()[name], **(overrides or {})})
         if result.error_type:
             raise RuntimeError(f"{function} failed: {result.payload}")
@@ -65,6 +78,8 @@ class Schedules:
         self, name: str, payload: dict[str, Any], interval_s: float, stop: threading.Event
     ) -> None:
         while not stop.wait(interval_s):
+            if name in self._paused:
+                continue
             try:
                 self.lambdas.invoke(name, payload)
             except Exception:

@@ -22,6 +22,11 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 
+# The S3 Vectors types and the property that names them (CloudFormation generates a name without it).
+VECTOR_NAME_PROPERTY = {
+    "AWS::S3Vectors::VectorBucket": "VectorBucketName",
+    "AWS::S3Vectors::Index": "IndexName",
+}
 # Resource types with no local counterpart (listed by LocalTemplate.skipped).
 SKIPPED_TYPES = {
     "AWS::IAM::Role": "IAM is not enforced locally",
@@ -166,6 +171,11 @@ class LocalTemplate:
             return self.resolve(props["Name"])
         if typ == "AWS::Serverless::Function" and "FunctionName" in props:
             return self.resolve(props["FunctionName"])
+        if typ in VECTOR_NAME_PROPERTY:  # lower-case letters, digits and hyphens only
+            name = props.get(VECTOR_NAME_PROPERTY[typ])
+            return self.resolve(name) if name else f"{self.stack_name}-{logical_id}".lower()
+        if typ == "AWS::SNS::Topic" and "TopicName" in props:
+            return self.resolve(props["TopicName"])
         return f"{self.stack_name}-{logical_id}"
 
     def arn(self, logical_id: str) -> str:
@@ -184,9 +194,23 @@ class LocalTemplate:
             return f"arn:aws:lambda:{r}:{a}:function:{name}"
         if typ == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{r}:{a}:layer:{name}:1"
+        if typ == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{r}:{a}:{name}"
         if typ == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{r}:{a}:log-group:{name}:*"
+        if typ == "AWS::S3Vectors::VectorBucket":
+            return f"arn:aws:s3vectors:{r}:{a}:bucket/{name}"
+        if typ == "AWS::S3Vectors::Index":
+            return f"{self.vector_bucket_arn(logical_id)}/index/{name}"
         return f"arn:aws:local:{r}:{a}:{logical_id}/{name}"
+
+    def vector_bucket_arn(self, index_id: str) -> str:
+        """The ARN of the vector bucket an AWS::S3Vectors::Index names (by ARN or by name)."""
+        props = self.resources[index_id].get("Properties", {})
+        if "VectorBucketArn" in props:
+            return str(self.resolve(props["VectorBucketArn"]))
+        name = self.resolve(props["VectorBucketName"])
+        return f"arn:aws:s3vectors:{self.region}:{self.account_id}:bucket/{name}"
 
     def queue_url(self, logical_id: str) -> str:
         return f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{self.physical_name(logical_id)}"
@@ -210,8 +234,15 @@ class LocalTemplate:
         typ = self.resources[name]["Type"]
         if typ == "AWS::SQS::Queue":
             return self.queue_url(name)
-        if typ in ("AWS::Serverless::StateMachine", "AWS::Serverless::LayerVersion"):
-            return self.arn(name)
+        if typ in (
+            "AWS::Serverless::StateMachine",
+            "AWS::Serverless::LayerVersion",
+            *VECTOR_NAME_PROPERTY,
+            "AWS::SNS::Topic",
+        ):
+            return self.arn(
+                name
+            )  # S3 Vectors' and SNS topics' Ref is their ARN, as in CloudFormation
         if typ == "AWS::Serverless::HttpApi":
             return "local"
         return self.physical_name(name)
@@ -219,9 +250,9 @@ class LocalTemplate:
     def get_att(self, logical_id: str, attr: str) -> Any:
         if logical_id not in self.resources:
             raise TemplateError(f"GetAtt on unknown resource {logical_id}")
-        if attr == "Arn":
+        if attr in ("Arn", "VectorBucketArn", "IndexArn"):
             return self.arn(logical_id)
-        if attr in ("Name", "QueueName", "EndpointName", "TableName", "BucketName"):
+        if attr in ("Name", "QueueName", "EndpointName", "TableName", "BucketName", "TopicName"):
             return self.physical_name(logical_id)
         if attr == "QueueUrl":
             return self.queue_url(logical_id)
@@ -363,10 +394,11 @@ def _env_str(v: Any) -> str:
 def create_resources(
     tpl: LocalTemplate, session: Any, local_queue_visibility: int | None = 2
 ) -> dict[str, dict[str, Any]]:
-    """Create every S3 bucket, DynamoDB table, SQS queue and state machine of the template in moto.
+    """Create every S3 bucket, DynamoDB table, SQS queue, SNS topic (with the functions' `SNS`
+    event subscriptions), S3 Vectors bucket and index and state machine of the template in moto.
 
     `session` is a boto3 Session (clients run against the in-process mock). Returns
-    {logical_id: {"type", "name", ...}} for what was created.
+    {logical_id: {"type", "name", ...}} for what was created; `delete_resources` removes it.
     """
     created: dict[str, dict[str, Any]] = {}
     s3 = session.client("s3", region_name=tpl.region)
@@ -451,6 +483,13 @@ def create_resources(
         url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         created[lid] = {"type": "AWS::SQS::Queue", "name": name, "url": url, "arn": tpl.arn(lid)}
 
+    create_vector_resources(tpl, session, created)
+    sns = session.client("sns", region_name=tpl.region)
+    for lid in tpl.of_type("AWS::SNS::Topic"):
+        name = tpl.physical_name(lid)
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        created[lid] = {"type": "AWS::SNS::Topic", "name": name, "arn": arn}
+
     role_arn = None
     for lid in tpl.of_type("AWS::Serverless::StateMachine"):
         if role_arn is None:
@@ -478,4 +517,95 @@ def create_resources(
 
     for lid, spec in tpl.functions().items():
         created[lid] = {"type": "AWS::Serverless::Function", "name": spec.name, "arn": spec.arn}
+        subscriptions = [
+            sns.subscribe(TopicArn=ev.properties["Topic"], Protocol="lambda", Endpoint=spec.arn)[
+                "SubscriptionArn"
+            ]
+            for ev in spec.events
+            if ev.type == "SNS"
+        ]
+        if subscriptions:
+            created[lid]["subscriptions"] = subscriptions
+    if role_arn is not None:
+        created["_local_states_role"] = {"type": "AWS::IAM::Role", "name": role_arn.split("/")[-1]}
     return created
+
+
+def create_vector_resources(
+    tpl: LocalTemplate, session: Any, created: dict[str, dict[str, Any]]
+) -> None:
+    """The template's S3 Vectors buckets, then their indexes (dimension, metric, data type and
+    non-filterable metadata keys as declared)."""
+    s3vectors = session.client("s3vectors", region_name=tpl.region)
+    for lid in tpl.of_type("AWS::S3Vectors::VectorBucket"):
+        p = tpl.props(lid)
+        name = tpl.physical_name(lid)
+        kwargs: dict[str, Any] = {"vectorBucketName": name}
+        if "EncryptionConfiguration" in p:
+            enc = p["EncryptionConfiguration"]
+            kwargs["encryptionConfiguration"] = {"sseType": enc.get("SseType", "AES256")}
+        s3vectors.create_vector_bucket(**kwargs)
+        created[lid] = {"type": "AWS::S3Vectors::VectorBucket", "name": name, "arn": tpl.arn(lid)}
+    for lid in tpl.of_type("AWS::S3Vectors::Index"):
+        p = tpl.props(lid)
+        name = tpl.physical_name(lid)
+        kwargs = {
+            "vectorBucketArn": tpl.vector_bucket_arn(lid),
+            "indexName": name,
+            "dataType": p["DataType"],
+            "dimension": int(p["Dimension"]),
+            "distanceMetric": p["DistanceMetric"],
+        }
+        keys = (p.get("MetadataConfiguration") or {}).get("NonFilterableMetadataKeys")
+        if keys:
+            kwargs["metadataConfiguration"] = {"nonFilterableMetadataKeys": list(keys)}
+        s3vectors.create_index(**kwargs)
+        created[lid] = {
+            "type": "AWS::S3Vectors::Index",
+            "name": name,
+            "arn": tpl.arn(lid),
+            "dimension": int(p["Dimension"]),
+        }
+
+
+def delete_resources(session: Any, created: dict[str, dict[str, Any]], region: str) -> None:
+    """Remove what `create_resources` made, so that another local cloud of the same stack name
+    can start later in this process (local clouds in one process share moto's state)."""
+    clients = {
+        s: session.client(s, region_name=region)
+        for s in ("s3", "dynamodb", "sqs", "sns", "stepfunctions", "iam", "s3vectors")
+    }
+    # a vector bucket can be deleted only once its indexes are
+    order = {"AWS::S3Vectors::Index": 0, "AWS::S3Vectors::VectorBucket": 1}
+    for res in sorted(created.values(), key=lambda r: order.get(r["type"], 2)):
+        typ, name = res["type"], res["name"]
+        if typ == "AWS::S3Vectors::Index":
+            clients["s3vectors"].delete_index(indexArn=res["arn"])
+        elif typ == "AWS::S3Vectors::VectorBucket":
+            clients["s3vectors"].delete_vector_bucket(vectorBucketName=name)
+        elif typ == "AWS::Serverless::Function":
+            for arn in res.get("subscriptions", []):
+                clients["sns"].unsubscribe(SubscriptionArn=arn)
+        elif typ == "AWS::S3::Bucket":
+            _empty_and_delete_bucket(clients["s3"], name)
+        elif typ == "AWS::DynamoDB::Table":
+            clients["dynamodb"].delete_table(TableName=name)
+        elif typ == "AWS::SQS::Queue":
+            clients["sqs"].delete_queue(QueueUrl=res["url"])
+        elif typ == "AWS::SNS::Topic":
+            clients["sns"].delete_topic(TopicArn=res["arn"])
+        elif typ == "AWS::Serverless::StateMachine":
+            clients["stepfunctions"].delete_state_machine(stateMachineArn=res["arn"])
+        elif typ == "AWS::IAM::Role":
+            clients["iam"].delete_role(RoleName=name)
+
+
+def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        objects = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for i in range(0, len(objects), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[i : i + 1000]})
+    s3.delete_bucket(Bucket=bucket)

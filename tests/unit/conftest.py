@@ -121,6 +121,39 @@ def cloud() -> Iterator[None]:
         yield
 
 
+VECTOR_DIMS = 8  # fake_endpoint_run's vectors
+DOCS_TABLE = "tandem-DocumentsTable"
+VECTOR_INDEX_ARN = (
+    "arn:aws:s3vectors:us-east-1:123456789012:bucket/tandem-vectorbucket/index/tandem-vectorindex"
+)
+
+
+@pytest.fixture
+def vector_index(cloud: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The template's vector bucket and index (sized to the stand-in endpoint's 8-dimensional
+    vectors) and documents table, with QueryVectors (moto_compat), and the functions'
+    environment naming them. Yields the s3vectors client."""
+    from tandem_common.adapters import vectors
+
+    from tandem.local import moto_compat
+    from tandem.local.template import LocalTemplate, create_vector_resources
+
+    moto_compat.add_vector_query()
+    tpl = LocalTemplate(ROOT / "template.yaml", overrides={"EmbeddingDimensions": str(VECTOR_DIMS)})
+    create_vector_resources(tpl, boto3.Session(region_name="us-east-1"), {})
+    boto3.client("dynamodb").create_table(
+        TableName=DOCS_TABLE, BillingMode="PAY_PER_REQUEST", **template_tables()["document_id"]
+    )
+    env = tpl.functions()["CollectFunction"].environment
+    assert env["VECTOR_INDEX_ARN"] == VECTOR_INDEX_ARN and env["DOCUMENTS_TABLE"] == DOCS_TABLE
+    monkeypatch.setenv("VECTOR_INDEX_ARN", VECTOR_INDEX_ARN)
+    monkeypatch.setenv("DOCUMENTS_TABLE", DOCS_TABLE)
+    get_settings.cache_clear()
+    vectors.reset_dimension_cache()
+    yield boto3.client("s3vectors")
+    vectors.reset_dimension_cache()
+
+
 @dataclass
 class LambdaContext:
     function_name: str = "tandem-test"

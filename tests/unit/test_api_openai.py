@@ -409,3 +409,17 @@ def test_openapi_declares_the_openai_routes_and_their_error_shape(api: Any, even
     assert set(schemas["OpenAIErrorInfo"]["properties"]) == {"message", "type", "param", "code"}
     embedding = schemas["EmbeddingItem"]["properties"]["embedding"]
     assert {s.get("type") for s in embedding["anyOf"]} == {"array", "string"}
+
+
+def test_an_async_only_stack_says_embeddings_need_a_real_time_endpoint(
+    api: Any, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EndpointMode=async without QueryEndpointName: the api's ENDPOINT_NAME is empty
+    monkeypatch.setenv("ENDPOINT_NAME", "")
+    get_settings.cache_clear()
+    status, body = api(event("api", "embeddings"))
+    assert status == 503, body
+    assert (
+        body["error"]["type"] == "server_error" and body["error"]["code"] == "endpoint_unavailable"
+    )
+    assert "QueryEndpointName" in body["error"]["message"]

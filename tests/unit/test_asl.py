@@ -3,13 +3,18 @@ statemachine/express.asl.json: the same steps for small jobs, and nothing Expres
 
 The limits test computes, from the definition's own numbers, the worst case of a 1,000,000-chunk
 job: history events of the parent execution and the largest state payload, and shows both fit
-(25,000 events, 256 KiB).
+(25,000 events, 256 KiB). The definition serves both endpoint modes; `rendered(mode)` is it as
+the template's DefinitionSubstitutions make it (EndpointMode=realtime|async).
 
 The two definitions stay one where they share states by a test, not a generator: every state the
 Express workflow has under a Standard state's name must equal it, and only the states Express
-needs of its own (its Map-mode Choice, and the end of a job handed to Standard) may differ. A
-change to a shared step made in one file only fails here, and a change Express cannot take (a
-callback task in the Map child) fails the second test instead of being copied blindly.
+needs of its own (its Map-mode Choice, and the end of a job it does not run) may differ. The one
+documented difference inside a shared state: Express's Map child is Standard's real-time child
+without the async task (`without_async`): no InvokeEndpointAsync state, no Catch to it, no async
+limits in the ItemSelector, StartAt InvokeEndpoint (Express runs no callback task; EndpointMode=
+async sends every job to Standard). A change to a shared step made in one file only fails here,
+and a change Express cannot take (a callback task in the Map child) fails the second test
+instead of being copied blindly.
 """
 
 from __future__ import annotations
@@ -22,10 +27,15 @@ from typing import Any
 
 import pytest
 from samtranslator.yaml_helper import yaml_parse
+from tandem_common import contracts, errors
 from tandem_common.contracts import EXPRESS_MAX_DURATION_S
+
+from tandem.local.template import LocalTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
 ENDPOINT_TASK = "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
+CALLBACK_TASK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+MAPS = ("EmbedBatches", "EmbedBatchesDistributed")
 TRANSIENT = {
     "SageMakerRuntime.ThrottlingException",
     "SageMakerRuntime.ServiceUnavailableException",
@@ -51,6 +61,41 @@ def express() -> dict[str, Any]:
     return json.loads((ROOT / "statemachine/express.asl.json").read_text())
 
 
+def rendered(mode: str) -> dict[str, Any]:
+    """The definition as deployed with EndpointMode=`mode` (the template's substitutions)."""
+    tpl = LocalTemplate(ROOT / "template.yaml", overrides={"EndpointMode": mode})
+    return dict(json.loads(tpl.state_machine_definition("PipelineStateMachine")))
+
+
+def _reachable(block: dict[str, Any]) -> set[str]:
+    seen, todo = set(), [block["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = block["States"][name]
+        todo += [t for t in (state.get("Next"), state.get("Default")) if t]
+        todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    return seen
+
+
+def without_async(state: dict[str, Any]) -> dict[str, Any]:
+    """A Standard state as Express runs it: a Map's child without EndpointMode=async's task (the
+    only difference the two definitions may have in a state they share)."""
+    state = json.loads(json.dumps(state))
+    processor = state.get("ItemProcessor")
+    if processor is None:
+        return state
+    state["ItemSelector"].pop("async")
+    processor["StartAt"] = "InvokeEndpoint"
+    del processor["States"]["InvokeEndpointAsync"]
+    invoke = processor["States"]["InvokeEndpoint"]
+    invoke["Catch"] = [c for c in invoke["Catch"] if c["Next"] != "InvokeEndpointAsync"]
+    invoke.pop("Comment")  # Standard's speaks of the substituted StartAt
+    return state
+
+
 def _walk(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for name, state in states.items():
@@ -62,7 +107,7 @@ def _walk(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _check_transitions(block: dict[str, Any]) -> None:
     names = set(block["States"])
-    assert block["StartAt"] in names
+    assert block["StartAt"] in names | {"${EndpointStep}"}  # substituted by the template
     for state in block["States"].values():
         targets = [state.get("Next"), state.get("Default")]
         targets += [c["Next"] for c in state.get("Choices", [])]
@@ -84,7 +129,7 @@ def test_express_runs_the_standard_steps(asl: dict[str, Any], express: dict[str,
     shared = set(express["States"]) - EXPRESS_ONLY
     assert shared == {"Preprocess", "EmbedBatches", "Deliver", "RecordFailure", "JobFailed"}
     for name in sorted(shared):
-        assert express["States"][name] == asl["States"][name], f"{name} differs from Standard's"
+        assert express["States"][name] == without_async(asl["States"][name]), name
     assert express["StartAt"] == asl["StartAt"] == "Preprocess"
     # only an inline job runs its Map here; preprocess handed anything else to Standard
     choose = express["States"]["ChooseMapMode"]
@@ -107,6 +152,7 @@ def test_express_holds_nothing_express_cannot_run(express: dict[str, Any]) -> No
         mode = state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode", "INLINE")
         assert mode == "INLINE"
     assert express["TimeoutSeconds"] <= EXPRESS_MAX_DURATION_S
+    assert "InvokeEndpointAsync" not in {name for name, _ in _walk(express["States"])}
 
 
 def test_the_template_runs_each_definition_on_its_type() -> None:
@@ -121,11 +167,79 @@ def test_the_template_runs_each_definition_on_its_type() -> None:
         assert used == set(props["DefinitionSubstitutions"]), logical_id
 
 
+@pytest.mark.parametrize(
+    ("mode", "start", "resource", "children"),
+    [
+        ("realtime", "InvokeEndpoint", "arn:aws:states:::lambda:invoke", "EXPRESS"),
+        ("async", "InvokeEndpointAsync", CALLBACK_TASK, "STANDARD"),
+    ],
+)
+def test_one_definition_serves_both_modes_every_state_reachable(
+    mode: str, start: str, resource: str, children: str
+) -> None:
+    doc = rendered(mode)
+    assert "${" not in json.dumps(doc)
+    for name in MAPS:
+        processor = doc["States"][name]["ItemProcessor"]
+        assert processor["StartAt"] == start
+        # Step Functions refuses a definition with a state nothing reaches: both modes' tasks
+        # stay reachable (the other mode's through a Catch on an error nothing raises)
+        assert _reachable(processor) == set(processor["States"]), (mode, name)
+        assert processor["States"]["InvokeEndpointAsync"]["Resource"] == resource
+    # an Express child cannot wait on a task token: async mode's children run Standard
+    distributed = doc["States"]["EmbedBatchesDistributed"]["ItemProcessor"]["ProcessorConfig"]
+    assert distributed == {"Mode": "DISTRIBUTED", "ExecutionType": children}
+    assert _reachable(doc) == set(doc["States"])
+
+
+def test_the_async_step_waits_on_a_token_bounded_by_heartbeat_and_timeout(
+    asl: dict[str, Any],
+) -> None:
+    for name in MAPS:
+        task = asl["States"][name]["ItemProcessor"]["States"]["InvokeEndpointAsync"]
+        payload = task["Parameters"]["Payload"]
+        assert payload["task_token.$"] == "$$.Task.Token"
+        assert payload["retry.$"] == "$$.State.RetryCount"  # each try its own InferenceId
+        assert payload["request.$"] == "$.request"  # the claim-check body, nothing more
+        assert task["ResultPath"] is None
+        assert task["HeartbeatSecondsPath"] == "$.async.heartbeat_s"
+        assert task["TimeoutSecondsPath"] == "$.async.timeout_s"
+        limits = asl["States"][name]["ItemSelector"]["async"]
+        assert limits == {
+            "heartbeat_s.$": "States.StringToJson('${AsyncHeartbeatSeconds}')",
+            "timeout_s.$": "States.StringToJson('${AsyncTaskTimeoutSeconds}')",
+        }
+        assert task["Catch"][-1] == {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.error",
+            "Next": "CollectBatch",
+        }
+        assert task["Next"] == "CollectBatch"
+
+
+def test_the_async_step_retries_by_class_like_the_real_time_one(asl: dict[str, Any]) -> None:
+    task = asl["States"]["EmbedBatches"]["ItemProcessor"]["States"]["InvokeEndpointAsync"]
+    retried = {e: r for r in task["Retry"] for e in r["ErrorEquals"]}
+    # the names the submit function raises and the complete function fails a task with
+    assert retried[errors.EndpointThrottled.__name__]["MaxAttempts"] >= 3
+    assert errors.EndpointUnavailable.__name__ in retried
+    assert retried[contracts.ASYNC_SERVER_ERROR]["MaxAttempts"] == 3  # as the 5xx rounds
+    for name in (contracts.ASYNC_INFERENCE_FAILED, contracts.ASYNC_INFERENCE_LOST):
+        assert name in retried
+    assert {"States.Timeout", "States.HeartbeatTimeout"} <= set(retried)  # a lost callback
+    # a 4xx is the batch's failure: never retried
+    assert contracts.ASYNC_CLIENT_ERROR not in retried
+    assert errors.EndpointRejected.__name__ not in retried
+    for rule in task["Retry"]:
+        assert rule["BackoffRate"] > 1 and rule["JitterStrategy"] == "FULL"
+        assert rule["MaxDelaySeconds"] <= 60
+
+
 def test_the_gpu_step_calls_the_endpoint_directly_with_claim_check_bodies(
     asl: dict[str, Any],
 ) -> None:
     invokes = [s for _, s in _walk(asl["States"]) if s.get("Resource") == ENDPOINT_TASK]
-    assert len(invokes) == 2  # inline and distributed Map
+    assert len(invokes) == 2  # inline and distributed Map (real-time mode)
     for task in invokes:
         assert task["Parameters"]["Body.$"] == "States.JsonToString($.request)"
         # the endpoint's answer never enters the state: only when the call began (batch latency)
@@ -134,11 +248,14 @@ def test_the_gpu_step_calls_the_endpoint_directly_with_claim_check_bodies(
     for name in ("EmbedBatches", "EmbedBatchesDistributed"):
         request = asl["States"][name]["ItemSelector"]["request"]
         assert set(request) == {"inputs_uri.$", "outputs_uri.$"}
-    # no Lambda waits on the GPU: the only Lambda in a Map child runs after the endpoint answered
+    # no Lambda waits on the GPU: in real-time mode the only Lambda a Map child runs comes after
+    # the endpoint answered; in async mode the submit Lambda returns at once (the task token
+    # waits, not the Lambda)
     for name in ("EmbedBatches", "EmbedBatchesDistributed"):
         child = asl["States"][name]["ItemProcessor"]["States"]
         lambdas = [n for n, s in child.items() if "lambda" in s.get("Resource", "")]
         assert lambdas == ["CollectBatch"]
+        assert child["InvokeEndpointAsync"]["Resource"] == "${AsyncSubmitResource}"
 
 
 def test_transient_errors_retry_with_backoff_and_jitter(asl: dict[str, Any]) -> None:
@@ -163,7 +280,7 @@ def test_inline_and_distributed_children_are_one_definition(asl: dict[str, Any])
     assert inline["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
     assert distributed["ItemProcessor"]["ProcessorConfig"] == {
         "Mode": "DISTRIBUTED",
-        "ExecutionType": "EXPRESS",
+        "ExecutionType": "${MapChildExecutionType}",  # EXPRESS, or STANDARD in async mode
     }
     assert inline["ResultPath"] is None and distributed["ResultPath"] is None  # nothing in state
 
@@ -176,12 +293,13 @@ def test_model_errors_retry_only_when_the_container_answered_5xx(
     catch = {tuple(c["ErrorEquals"]): c["Next"] for c in child["InvokeEndpoint"]["Catch"]}
     assert catch[("SageMakerRuntime.ModelErrorException",)] == "IsServerError"
     assert catch[("States.ALL",)] == "CollectBatch"  # records the batch's failure
+    assert catch[("Tandem.EndpointModeIsAsync",)] == "InvokeEndpointAsync"  # never raised
     choice = child["IsServerError"]
     (rule,) = choice["Choices"]
     matches = [c for c in rule["And"] if "StringMatches" in c]
     assert matches[0]["StringMatches"] == "*Received server error*"
     assert choice["Default"] == "CollectBatch"  # a 4xx is that batch's failure, not a retry
-    assert [c["ResultPath"] for c in child["InvokeEndpoint"]["Catch"]] == ["$.error", "$.error"]
+    assert [c["ResultPath"] for c in child["InvokeEndpoint"]["Catch"]] == ["$.error"] * 3
 
 
 def test_every_batch_ends_in_the_collect_step(asl: dict[str, Any]) -> None:
@@ -214,9 +332,15 @@ def _task_events(task: dict[str, Any]) -> int:
     return 2 + 3 * attempts
 
 
-def _iteration_events(processor: dict[str, Any]) -> int:
-    """Worst case of one Map iteration: every retry spent, every 5xx round taken."""
+def _iteration_events(processor: dict[str, Any], mode: str = "realtime") -> int:
+    """Worst case of one Map iteration: every retry spent, every 5xx round taken. In async mode
+    a try of the callback task records one event more (TaskSubmitted)."""
     states = processor["States"]
+    if mode == "async":
+        task = states["InvokeEndpointAsync"]
+        attempts = 1 + sum(r.get("MaxAttempts", 3) for r in task.get("Retry", []))
+        collect = _task_events(states["CollectBatch"]) + 2
+        return 2 + 2 + 4 * attempts + collect
     invoke = _task_events(states["InvokeEndpoint"])
     rounds = 1
     if "IsServerError" in states:
@@ -240,7 +364,9 @@ def _batch_entry_bytes() -> int:
     return len(json.dumps(entry))
 
 
-def worst_case(asl: dict[str, Any], chunks: int, batch_size: int) -> dict[str, int]:
+def worst_case(
+    asl: dict[str, Any], chunks: int, batch_size: int, mode: str = "realtime"
+) -> dict[str, int]:
     batches = math.ceil(chunks / batch_size)
     distributed = batches > INLINE_MAP_MAX_BATCHES
     top = asl["States"]
@@ -251,9 +377,9 @@ def worst_case(asl: dict[str, Any], chunks: int, batch_size: int) -> dict[str, i
         # The parent records the Map Run, not its items; each child is its own Express execution.
         history = fixed + 6 + 2
         state = 1024  # preprocess output without the batch list: ids, counts, keys
-        child = _iteration_events(top["EmbedBatchesDistributed"]["ItemProcessor"])
+        child = _iteration_events(top["EmbedBatchesDistributed"]["ItemProcessor"], mode)
     else:
-        per_item = _iteration_events(top["EmbedBatches"]["ItemProcessor"])
+        per_item = _iteration_events(top["EmbedBatches"]["ItemProcessor"], mode)
         history = fixed + 4 + batches * per_item
         # the Map's ResultPath is null: its input (preprocess's output, with the batch list)
         # passes through, and no iteration result is kept
@@ -269,17 +395,19 @@ def worst_case(asl: dict[str, Any], chunks: int, batch_size: int) -> dict[str, i
     }
 
 
-def test_a_million_chunk_job_fits_the_step_functions_limits(asl: dict[str, Any]) -> None:
-    big = worst_case(asl, 1_000_000, DEFAULT_BATCH_SIZE)
+@pytest.mark.parametrize("mode", ["realtime", "async"])
+def test_a_million_chunk_job_fits_the_step_functions_limits(asl: dict[str, Any], mode: str) -> None:
+    big = worst_case(asl, 1_000_000, DEFAULT_BATCH_SIZE, mode)
     assert big["distributed"] == 1
     assert big["history"] < HISTORY_LIMIT
     assert big["state_bytes"] < STATE_LIMIT
     assert big["child_history"] < HISTORY_LIMIT
 
 
-def test_the_largest_inline_job_fits_too(asl: dict[str, Any]) -> None:
+@pytest.mark.parametrize("mode", ["realtime", "async"])
+def test_the_largest_inline_job_fits_too(asl: dict[str, Any], mode: str) -> None:
     largest_inline = worst_case(
-        asl, INLINE_MAP_MAX_BATCHES * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE
+        asl, INLINE_MAP_MAX_BATCHES * DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE, mode
     )
     assert largest_inline["distributed"] == 0
     assert largest_inline["history"] < HISTORY_LIMIT, largest_inline
@@ -294,3 +422,9 @@ def test_the_history_model_counts_retries(asl: dict[str, Any]) -> None:
     inline = stripped["States"]["EmbedBatches"]["ItemProcessor"]["States"]["InvokeEndpoint"]
     inline["Retry"] = []
     assert worst_case(stripped, 6400, 64)["history"] < worst_case(asl, 6400, 64)["history"]
+    callback = stripped["States"]["EmbedBatches"]["ItemProcessor"]["States"]["InvokeEndpointAsync"]
+    callback["Retry"] = []
+    assert (
+        worst_case(stripped, 6400, 64, "async")["history"]
+        < worst_case(asl, 6400, 64, "async")["history"]
+    )

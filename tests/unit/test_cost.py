@@ -150,3 +150,67 @@ def test_cli_prints_side_by_side() -> None:
     assert "naive (x86)" in result.output and "CPU side: naive / Tandem" in result.output
     assert "Tandem Standard" in result.output and "Tandem Express (runs here)" in result.output
     assert "routed to: express" in result.output
+
+
+# ---------------------------------------------------------------------- endpoint modes
+FIGURES = cost.load_figures()
+
+
+def test_the_modes_figures_name_their_source() -> None:
+    data = json.loads(cost.PRICES.read_text())
+    for name in ("gpu_instance_launch_s", "scale_in_tail_s"):
+        item = data["figures"][name]
+        assert item["value"] > 0 and item["source"].startswith("https://") and item["checked"]
+    assert P["sagemaker_ml_g6_xlarge_async_hour"] > 0
+
+
+def test_a_bursty_day_in_both_modes_by_hand() -> None:
+    # 3,000,000 chunks a month over 30 days: 100,000 a day, 1,563 batches of 64
+    w = cost.Workload(documents_per_month=300_000, document_kb=8, chars_per_chunk=900)
+    assert w.chunks_per_document == 10
+    m = cost.Measured(endpoint_chunks_per_s=1500, lambda_overhead_ms=60)
+    day = cost.BurstyDay(busy_hours=8, bursts=2)
+    figures = {"gpu_instance_launch_s": 600.0, "scale_in_tail_s": 1200.0}
+    modes = cost.endpoint_modes(w, m, P, day, figures)
+    price = P["sagemaker_ml_g6_xlarge_hour"]
+    rt, asy = modes["realtime"], modes["async"]
+    assert rt.instance_hours == 24 and rt.total == pytest.approx(24 * price)
+    assert rt.first_batch_wait_s == 0
+    # 8 busy hours + 2 bursts x (10 min launch + 20 min tail)
+    assert asy.instance_hours == pytest.approx(9.0)
+    assert asy.items["GPU instance"] == pytest.approx(9.0 * P["sagemaker_ml_g6_xlarge_async_hour"])
+    batches = 1563
+    assert asy.items["SNS notifications"] == pytest.approx(batches * P["sns_publish"])
+    assert asy.items["DynamoDB (inference table)"] == pytest.approx(
+        3 * batches * P["dynamodb_write_request"]
+    )
+    sweeps = 1440
+    lambda_cost = (2 * batches + sweeps) * P["lambda_request"] + (
+        batches * 0.12 + sweeps * 0.06
+    ) * 0.256 * P["lambda_arm64_gb_s"]
+    assert asy.items["Lambda (submit, complete, sweep)"] == pytest.approx(lambda_cost)
+    assert asy.first_batch_wait_s == cost.SCALE_OUT_ALARM_S + 600
+
+
+def test_async_wins_on_a_bursty_day_and_loses_when_there_is_no_idle_time() -> None:
+    w, m = cost.Workload(), cost.Measured()
+    bursty = cost.endpoint_modes(w, m, P, cost.BurstyDay(busy_hours=8), FIGURES)
+    assert bursty["async"].total < bursty["realtime"].total / 2
+    always = cost.endpoint_modes(w, m, P, cost.BurstyDay(busy_hours=24), FIGURES)
+    assert always["async"].instance_hours == always["realtime"].instance_hours == 24
+    assert always["async"].total > always["realtime"].total  # its Lambdas, SNS, DynamoDB
+    # more load than one instance serves in the busy hours: both modes scale out
+    heavy = cost.endpoint_modes(
+        replace(w, documents_per_month=3e9), m, P, cost.BurstyDay(busy_hours=8), FIGURES
+    )
+    assert heavy["realtime"].instance_hours > 24
+    with pytest.raises(ValueError):
+        cost.endpoint_modes(w, m, P, cost.BurstyDay(busy_hours=0), FIGURES)
+
+
+def test_cli_prints_both_endpoint_modes() -> None:
+    result = CliRunner().invoke(main, ["cost", "--busy-hours", "6"])
+    assert result.exit_code == 0, result.output
+    assert "endpoint modes, one bursty day (6 busy h, 18 idle h" in result.output
+    assert "| realtime | async (scale to zero) |" in result.output
+    assert "async saves $" in result.output and "first batch of each burst waits" in result.output

@@ -99,3 +99,24 @@ def test_check_reads_http_responses_results_and_function_errors(tmp_path: Path) 
     ]
     assert check(outcome(errorType="JobNotFound"), {"status": "SUCCEEDED"})
     assert check(outcome(status=200), {"status": "SUCCEEDED"})  # not an HTTP response
+
+
+def test_a_folder_can_name_the_parameters_and_seed_of_its_cloud(tmp_path: Path) -> None:
+    toml = 'function = "F"\nparameters = { EndpointMode = "async" }\nseed = "s.json"\n[a]\nresult = {}\n'
+    events = _events(tmp_path, toml.replace("result = {}", 'errorType = "X"'), "a")
+    with pytest.raises(OutcomeError, match="no seed file"):
+        load_outcomes(events)
+    (events / "s.json").write_text("{}")
+    (outcome,) = load_outcomes(events).values()
+    assert outcome.profile == ((("EndpointMode", "async"),), "s.json")
+    # the repository's async folders run against an async cloud; the others the default one
+    profiles = {o.event.parent.name: o.profile for o in load_outcomes(EVENTS).values()}
+    assert (
+        profiles["submit"]
+        == profiles["complete"]
+        == (
+            (("EndpointMode", "async"),),
+            "seed-async.json",
+        )
+    )
+    assert profiles["api"] == ((), "seed.json")

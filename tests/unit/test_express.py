@@ -260,3 +260,19 @@ def test_a_repeated_express_execution_after_its_job_finished_ends_quietly(
     # a Standard execution never repeats itself: there it is the error it always was
     with pytest.raises(InvalidTransition):
         preprocess_job(JOB, express, store, Storage(), Workflows(STATE_MACHINE_ARN).arn_of(JOB))
+
+
+@pytest.mark.parametrize(("mode", "express_max_bytes"), [("realtime", "1048576"), ("async", "0")])
+def test_endpoint_mode_async_turns_express_off(mode: str, express_max_bytes: str) -> None:
+    # an async endpoint needs a callback task, which Express cannot run: every job on Standard
+    from pathlib import Path
+
+    from tandem.local.template import LocalTemplate
+
+    root = Path(__file__).resolve().parents[2]
+    functions = LocalTemplate(root / "template.yaml", overrides={"EndpointMode": mode}).functions()
+    for name in ("ApiFunction", "IngestFunction"):  # the two that route jobs at intake
+        env = functions[name].environment
+        assert env["EXPRESS_MAX_BYTES"] == express_max_bytes, (mode, name)
+        settings = settings_with(**{k: v for k, v in env.items() if k.startswith("EXPRESS_")})
+        assert settings.express_enabled == (mode == "realtime")

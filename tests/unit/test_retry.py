@@ -74,7 +74,13 @@ def test_failure_reasons_are_classified_transient_or_permanent() -> None:
     assert is_transient("batch failed: SageMakerRuntime.ModelErrorException: 500")
     assert is_transient("batch output missing")
     assert is_transient("batch output has 1x8, expected 2 rows")
-    for permanent in ("invalid UTF-8 at byte 3", "empty document", "duplicate document id"):
+    assert is_transient("batch not indexed: S3 Vectors PutVectors failed: TooManyRequestsException")
+    for permanent in (
+        "invalid UTF-8 at byte 3",
+        "empty document",
+        "duplicate document id",
+        "chunk 0 cannot be indexed: its text and metadata are 50095 bytes",
+    ):
         assert not is_transient(permanent)
 
 

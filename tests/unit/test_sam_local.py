@@ -18,6 +18,7 @@ from samcli.lib.config.samconfig import SamConfig
 from samcli.lib.providers.sam_function_provider import SamFunctionProvider
 from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samtranslator.yaml_helper import yaml_parse
+from tandem_common.contracts import ASYNC_FUNCTIONS
 
 from tandem.cli import local_up
 from tandem.local.artefact import ArtefactError, check_runnable, host_architecture
@@ -95,8 +96,14 @@ def test_layer_is_compatible_with_the_chosen_architecture() -> None:
 
 
 # ---------------------------------------------------------------------- local profile, env.json
+# EndpointMode=async adds the async functions (`tandem local up --endpoint-mode async`); the
+# others are checked in the default mode (in async mode the api's ENDPOINT_NAME is empty).
+MODES = [({}, None), ({"EndpointMode": "async"}, ASYNC_FUNCTIONS)]
+
+
+@pytest.mark.parametrize(("overrides", "only"), MODES, ids=["realtime", "async"])
 def test_local_profile_and_env_json_give_sam_local_the_local_cloud(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str], only: tuple[str, ...] | None
 ) -> None:
     config = SamConfig(str(ROOT)).get_all(["local", "invoke"], "parameters", env="local")
     assert config["region"] == "us-east-1"  # the local cloud's region, whatever the profile's
@@ -104,7 +111,9 @@ def test_local_profile_and_env_json_give_sam_local_the_local_cloud(
     env_values = json.loads((ROOT / config["env_vars"]).read_text())
 
     # What the local cloud gives its own functions for every declared variable...
-    local = LocalTemplate(TEMPLATE, stack_name=config["stack_name"], overrides=LOCAL_PARAMETERS)
+    local = LocalTemplate(
+        TEMPLATE, stack_name=config["stack_name"], overrides={**LOCAL_PARAMETERS, **overrides}
+    )
     expected = {
         lid: {
             **spec.environment,
@@ -114,12 +123,13 @@ def test_local_profile_and_env_json_give_sam_local_the_local_cloud(
             ),
         }
         for lid, spec in local.functions().items()
+        if only is None or lid in only
     }
     for variables in expected.values():
         for name in variables:
             monkeypatch.delenv(name, raising=False)  # SAM would take the shell's value
     # ...is what `sam local invoke --config-env local` gives them (SAM's own resolution)
-    stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
+    stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE), parameter_overrides=overrides)
     provider = SamFunctionProvider(stacks)
     runner = LocalLambdaRunner(
         local_runtime=None,  # only the environment is asked for

@@ -3,7 +3,9 @@
 The Lambda layer, the CLI, the local cloud, the benchmarks and the tests import these instead of
 copying them. Standard library only, so anything can import it: job-id rules per entry path, the
 execution name and ARN, the job statuses, the S3 prefixes and keys of a job (`JobPaths`), the
-input formats, the webhook names (Standard Webhooks), and the template's function names.
+input formats, the webhook names (Standard Webhooks), the vector index's keys and metadata,
+the asynchronous inference names (inference ids, S3 prefixes, error names), and the template's
+function names.
 """
 
 from __future__ import annotations
@@ -148,6 +150,8 @@ class JobPaths:
     )
     document_failures = "batches/failures.jsonl"  # documents rejected by preprocess, with reasons
     batch_failed_prefix = "batches/failed/"  # {index, reason} per batch that failed in the Map
+    # {id, reason} per document that a batch could not put into the vector index (collect)
+    batch_unindexed_prefix = "batches/unindexed/"
     # deliver -> the user
     result_manifest = "result/manifest.json"
     result_documents = "result/documents.jsonl"  # {id, chunks, status} per document
@@ -166,6 +170,12 @@ class JobPaths:
         return f"batches/rows-{index:05d}.jsonl"
 
     @staticmethod
+    def batch_request(index: int) -> str:
+        """Async mode: the claim-check body `{inputs_uri, outputs_uri}` as InvokeEndpointAsync's
+        InputLocation (the same for every try of the batch)."""
+        return f"batches/request-{index:05d}.json"
+
+    @staticmethod
     def batch_outputs(index: int) -> str:
         """The endpoint's output: float32 `[unique, dims]`, rows in input order."""
         return f"outputs/batch-{index:05d}.npy"
@@ -173,6 +183,10 @@ class JobPaths:
     @classmethod
     def batch_failed(cls, index: int) -> str:
         return f"{cls.batch_failed_prefix}batch-{index:05d}.json"
+
+    @classmethod
+    def batch_unindexed(cls, index: int) -> str:
+        return f"{cls.batch_unindexed_prefix}batch-{index:05d}.jsonl"
 
     @classmethod
     def shard_jsonl(cls, index: int) -> str:
@@ -232,6 +246,18 @@ def failure_class(reason: str) -> str:
     return "other"
 
 
+# ---------------------------------------------------------------------- the vector index
+# Amazon S3 Vectors (template: VectorBucket, VectorIndex). Every embedded chunk is one vector under
+# a deterministic key, so a retry or a re-run overwrites it instead of adding a second one.
+VECTOR_TEXT_KEY = "text"  # the chunk's text: the index's one non-filterable metadata key
+VECTOR_FILTER_KEYS = ("document_id", "job_id")  # filterable metadata (chunk_index is too)
+
+
+def vector_key(document_id: str, chunk_index: int) -> str:
+    """`{document_id}#{chunk_index}`: a chunk's key in the vector index (its `chunk_id`)."""
+    return f"{document_id}#{chunk_index}"
+
+
 # ---------------------------------------------------------------------- webhooks
 # Standard Webhooks 1.0 (standardwebhooks.com): a symmetric secret is "whsec_" + the base64 of
 # 24 to 64 random bytes; receivers' libraries (`standardwebhooks.Webhook(secret)`) take it as is.
@@ -270,6 +296,31 @@ def webhook_message_id(job_id: str, event_type: str) -> str:
     return "msg_" + uuid.uuid5(JOB_NAMESPACE, f"webhook:{job_id}:{event_type}").hex
 
 
+# ---------------------------------------------------------------------- asynchronous inference
+# EndpointMode=async (docs/CONTRACTS.md, "Asynchronous inference"). SageMaker writes each
+# inference's response under the output prefix and a failed one's under the failure prefix of
+# the data bucket (the endpoint config's AsyncInferenceConfig.OutputConfig).
+ASYNC_OUTPUT_PREFIX = "async/output/"
+ASYNC_FAILURE_PREFIX = "async/failures/"
+INFERENCE_ID_MAX = 64  # InvokeEndpointAsync's InferenceId: 1 to 64 printable characters
+
+# The errors the complete function (or its sweep) fails a batch's task with, by class; the
+# state machine retries all but the client error (statemachine/pipeline.asl.json).
+ASYNC_SERVER_ERROR = "Tandem.ModelServerError"  # the container answered 5xx: retried
+ASYNC_CLIENT_ERROR = "Tandem.ModelClientError"  # the container answered 4xx: the batch's failure
+ASYNC_INFERENCE_FAILED = "Tandem.InferenceFailed"  # no answer (timeout, expiry, instance lost)
+ASYNC_INFERENCE_LOST = "Tandem.InferenceLost"  # no result and no notification by the deadline
+
+
+def inference_id(job_id: str, index: int, retry: int) -> str:
+    """The InferenceId of one try of one batch: `{job_id}-{index:05d}-{retry}` (the retry is the
+    task's `$$.State.RetryCount`: each try has its own task token, hence its own id)."""
+    value = f"{job_id}-{index:05d}-{retry}"
+    if len(value) > INFERENCE_ID_MAX:
+        raise ValueError(f"inference id longer than {INFERENCE_ID_MAX}: {value!r}")
+    return value
+
+
 # ---------------------------------------------------------------------- functions
 # The template's functions (logical ids), in pipeline order; locally each is `<stack>-<id>`.
 FUNCTIONS: tuple[str, ...] = (
@@ -281,4 +332,7 @@ FUNCTIONS: tuple[str, ...] = (
     "FailFunction",
     "WatchdogFunction",
     "WebhookFunction",
+    "SubmitFunction",  # EndpointMode=async only: a batch -> InvokeEndpointAsync, its token kept
+    "CompleteFunction",  # EndpointMode=async only: the SNS notification -> SendTask*; the sweep
 )
+ASYNC_FUNCTIONS: tuple[str, ...] = ("SubmitFunction", "CompleteFunction")

@@ -77,3 +77,38 @@ class EndpointUnavailable(TandemError):
 class EndpointError(TandemError):
     code = "endpoint_error"
     status = 502
+
+
+class IndexingDisabled(TandemError):
+    """The stack was deployed with `VectorIndexing=false`: there is no vector index."""
+
+    code = "indexing_disabled"
+    status = 501
+
+
+class VectorIndexError(TandemError):
+    """Amazon S3 Vectors (or the documents table beside it) refused or failed a call."""
+
+    code = "vector_index_error"
+    status = 502
+
+
+class VectorIndexBusy(VectorIndexError):
+    """The vector index kept throttling after the SDK's retries."""
+
+    code = "vector_index_busy"
+    status = 503
+
+
+class EndpointThrottled(EndpointUnavailable):
+    """The endpoint (or SageMaker in front of it) refused the call for now: retried."""
+
+    code = "endpoint_throttled"
+
+
+class EndpointRejected(TandemError):
+    """The endpoint refused the request itself (a 4xx: no such endpoint, not an async endpoint,
+    a bad input location): not retried, the batch fails with this reason."""
+
+    code = "endpoint_rejected"
+    status = 502

@@ -10,7 +10,7 @@ otherwise. No `from __future__ import annotations` here: pydantic would evaluate
 annotation string again when the class is made (a quarter of this module's import time).
 """
 
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 import pydantic
 from pydantic import (
@@ -297,6 +297,52 @@ class UploadTicket(BaseModel):
     headers: dict[str, str]
 
 
+# --- search: POST /v1/search, DELETE /v1/documents/{id} ---------------------------------------
+
+SEARCH_MAX_TOP_K = 100  # S3 Vectors' limit per QueryVectors request
+SEARCH_MAX_FILTER_IDS = 100
+FilterIds = (
+    DocumentId | Annotated[list[DocumentId], Field(min_length=1, max_length=SEARCH_MAX_FILTER_IDS)]
+)
+
+
+class SearchFilter(_Strict):
+    """Only chunks of these documents and/or jobs (a string or a list: any of them)."""
+
+    document_id: FilterIds | None = None
+    job_id: FilterIds | None = None
+
+
+class SearchRequest(_Strict):
+    query: Annotated[str, Field(min_length=1, max_length=8192)]
+    top_k: int = Field(default=10, ge=1, le=SEARCH_MAX_TOP_K)
+    filter: SearchFilter | None = None
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    chunk_index: int
+    # 1 - the index's cosine distance, i.e. the cosine similarity of query and chunk (-1 to 1)
+    score: float
+    text: str
+    job_id: str  # the job that indexed this chunk
+
+
+class SearchResponse(BaseModel):
+    """Nearest chunks first."""
+
+    model: str
+    results: list[SearchHit]
+
+
+class DocumentDeleted(BaseModel):
+    """DELETE /v1/documents/{id}: `found` false when the index held nothing of it (a repeat)."""
+
+    document_id: str
+    found: bool
+    vectors: int  # keys deleted from the vector index
+
+
 # --- OpenAI-compatible routes: /v1/embeddings, /v1/models ------------------------------------
 
 EMBEDDINGS_MAX_INPUTS = 256  # a request's texts; more go through a job (POST /v1/jobs)
@@ -507,3 +553,82 @@ class FailInput(BaseModel):
 class FailResult(BaseModel):
     job_id: str
     status: JobStatus
+
+
+# --- asynchronous inference (EndpointMode=async) ----------------------------------------------
+
+
+class SubmitInput(BaseModel):
+    """The async Map step's payload to the submit function (`lambda:invoke.waitForTaskToken`):
+    the child's batch, the task token, and `$$.State.RetryCount` (which try this is)."""
+
+    job_id: str
+    index: int = Field(ge=0)
+    request: BatchRequest
+    task_token: str = Field(min_length=1)
+    retry: int = Field(default=0, ge=0)
+
+
+class SubmitResult(BaseModel):
+    inference_id: str
+    input_location: str
+    output_location: str
+    failure_location: str | None = None
+
+
+InferenceState = Literal["pending", "succeeded", "failed", "abandoned"]
+
+
+class InferenceRecord(BaseModel):
+    """One try of one batch, in the inferences table (pk `inference_id`): its task token, where
+    SageMaker will write its result, and until when it may take."""
+
+    inference_id: str
+    task_token: str
+    job_id: str
+    index: int
+    state: InferenceState = "pending"
+    submitted_at: str
+    deadline: int  # epoch s: past it with no result the sweep fails the task as lost
+    output_location: str | None = None
+    failure_location: str | None = None
+    closed_at: str | None = None
+    expires_at: int  # TTL
+
+
+class AsyncNotification(BaseModel):
+    """SageMaker's asynchronous inference notification (the SNS message): the fields Tandem
+    reads; any others are ignored."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    inference_id: str = Field(alias="inferenceId", min_length=1)
+    invocation_status: str = Field(alias="invocationStatus")
+    failure_reason: str | None = Field(default=None, alias="failureReason")
+    response_parameters: dict[str, Any] = Field(default_factory=dict, alias="responseParameters")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.invocation_status == "Completed"
+
+    @property
+    def output_location(self) -> str | None:
+        value = self.response_parameters.get("outputLocation")
+        return value if isinstance(value, str) else None
+
+    @property
+    def failure_location(self) -> str | None:
+        value = self.response_parameters.get("failureLocation")
+        return value if isinstance(value, str) else None
+
+
+class CompleteReport(BaseModel):
+    """What the complete function did with a batch of notifications, or with one sweep."""
+
+    succeeded: int = 0  # tasks resumed with SendTaskSuccess
+    failed: int = 0  # tasks failed with SendTaskFailure (error by class)
+    duplicate: int = 0  # the try's task was closed already: nothing done again
+    unknown: int = 0  # not one of this stack's inferences, or not a notification: ignored
+    checked: int = 0  # sweep: pending tries looked at
+    heartbeats: int = 0  # sweep: tasks told their inference is still pending
+    lost: int = 0  # sweep: tasks failed as lost (no result by their deadline)

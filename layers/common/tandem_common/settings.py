@@ -24,6 +24,7 @@ class ResourceNames(BaseModel):
     express_state_machine_arn: str = ""  # the Express workflow for small jobs ("" : none)
     endpoint_name: str = ""
     event_bus_name: str = "default"
+    inference_table: str = ""  # EndpointMode=async: the task token of each try of a batch
 
 
 class ChunkingDefaults(BaseModel):
@@ -124,6 +125,44 @@ class ServedModel(BaseModel):
         return self.name if requested == self.name or requested in self.aliases else None
 
 
+class VectorIndexing(BaseModel):
+    """Indexing into Amazon S3 Vectors (template parameter `VectorIndexing`): on when the
+    functions are given the index's ARN and the documents table; off when both are empty."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index_arn: str = ""  # VECTOR_INDEX_ARN
+    documents_table: str = ""  # DOCUMENTS_TABLE: pk document_id -> chunks indexed, job_id
+    # VECTOR_WRITE_RATE: vectors per second that this stack's writers together aim to stay
+    # below (S3 Vectors allows about 2,500 vectors and 1,000 write requests per second per index)
+    write_rate: float = Field(default=2000.0, gt=0, le=2500)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.index_arn and self.documents_table)
+
+
+class AsyncInference(BaseModel):
+    """EndpointMode=async: the limits of one InvokeEndpointAsync (template parameters
+    `AsyncRequestTTLSeconds`, `AsyncInvocationTimeoutSeconds`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # how long a request may wait in the endpoint's queue (SageMaker: 60 s to 6 h)
+    async_request_ttl_s: int = Field(default=3600, ge=60, le=21600)
+    # how long the container may take once it has the request (SageMaker: 1 s to 1 h)
+    async_invocation_timeout_s: int = Field(default=900, ge=1, le=3600)
+    # past TTL + invocation timeout + this, a try with no result and no notification is lost
+    async_lost_grace_s: int = Field(default=120, ge=0)
+    # the sweep resumes a try from its result in S3 only once the result is this old: its
+    # notification (normally within a second) comes first, the sweep catches a lost one
+    async_notification_grace_s: int = Field(default=60, ge=0)
+
+    @property
+    def deadline_s(self) -> int:
+        return self.async_request_ttl_s + self.async_invocation_timeout_s + self.async_lost_grace_s
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -132,6 +171,8 @@ class Settings(BaseModel):
     routing: WorkflowRouting = WorkflowRouting()
     webhooks: WebhookPolicy = WebhookPolicy()
     model: ServedModel = ServedModel()
+    vectors: VectorIndexing = VectorIndexing()
+    async_inference: AsyncInference = AsyncInference()
     job_ttl_days: int = Field(default=30, ge=1)
 
     @property
@@ -153,6 +194,7 @@ class Settings(BaseModel):
                 "EXPRESS_STATE_MACHINE_ARN",
                 "ENDPOINT_NAME",
                 "EVENT_BUS_NAME",
+                "INFERENCE_TABLE",
             ),
             "chunking": pick(
                 "BATCH_SIZE",
@@ -174,7 +216,17 @@ class Settings(BaseModel):
                     "MODEL_NAME", "MODEL_ALIASES", "MODEL_DIMENSIONS", "MODEL_TRUNCATABLE"
                 ).items()
             },
+            "vectors": {
+                k.removeprefix("vector_"): v
+                for k, v in pick("VECTOR_INDEX_ARN", "VECTOR_WRITE_RATE", "DOCUMENTS_TABLE").items()
+            },
         }
+        data["async_inference"] = pick(
+            "ASYNC_REQUEST_TTL_S",
+            "ASYNC_INVOCATION_TIMEOUT_S",
+            "ASYNC_LOST_GRACE_S",
+            "ASYNC_NOTIFICATION_GRACE_S",
+        )
         data.update(pick("JOB_TTL_DAYS"))
         return cls.model_validate(data)
 

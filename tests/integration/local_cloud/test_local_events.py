@@ -1,7 +1,11 @@
-"""Every file in events/ through `tandem local invoke` (the built artefact, no Docker) against one
+"""Every file in events/ through `tandem local invoke` (the built artefact, no Docker) against a
 fresh local cloud seeded with events/seed.json, checked against its stated outcome
 (events/<folder>/outcomes.toml). A seeded job that an earlier event changed is seeded again
 before the next event that uses it, so each outcome is the one stated: against fresh seed state.
+A folder whose outcomes name template parameters and a seed (the async functions' folders:
+`EndpointMode=async`, events/seed-async.json) runs against a cloud started that way; events are
+ordered by that profile, so one cloud (stack `tandem`, the names the event files use) runs at a
+time.
 
 `make build-local` runs once for the session (cached by SAM after the first time)."""
 
@@ -50,14 +54,51 @@ def local_build() -> LocalBuild:
 class Seeded:
     cloud: LocalCloud
     state_file: Path
+    seed: Path = SEED
     dirty: set[str] = field(default_factory=set)  # seeded jobs an invoked event may have changed
 
 
+Profile = tuple[tuple[tuple[str, str], ...], str]
+DEFAULT_PROFILE: Profile = ((), SEED.name)
+
+
+class Clouds:
+    """The seeded local cloud of one profile at a time: asking for another closes the last."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.current: tuple[Profile, Seeded] | None = None
+
+    def get(self, profile: Profile) -> Seeded:
+        if self.current is not None and self.current[0] == profile:
+            return self.current[1]
+        self.close()
+        parameters, seed = profile
+        state_file = self.folder / f"local-cloud-{len(parameters)}-{seed}.json"
+        cloud = LocalCloud(
+            seed=EVENTS / seed, state_file=state_file, parameter_overrides=dict(parameters)
+        )
+        cloud.__enter__()
+        self.current = (profile, Seeded(cloud, state_file, EVENTS / seed))
+        return self.current[1]
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current[1].cloud.close()
+            self.current = None
+
+
 @pytest.fixture(scope="module")
-def seeded(local_build: LocalBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    state_file = tmp_path_factory.mktemp("events") / "local-cloud.json"
-    with LocalCloud(seed=SEED, state_file=state_file) as cloud:
-        yield Seeded(cloud, state_file)
+def clouds(local_build: LocalBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clouds]:
+    pool = Clouds(tmp_path_factory.mktemp("events"))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def seeded(clouds: Clouds) -> Seeded:
+    """The default profile's cloud (realtime, events/seed.json)."""
+    return clouds.get(DEFAULT_PROFILE)
 
 
 def tandem_local(seeded: Seeded, *args: str) -> subprocess.CompletedProcess[str]:
@@ -74,27 +115,13 @@ def tandem_local(seeded: Seeded, *args: str) -> subprocess.CompletedProcess[str]
 
 
 def reseed_if_changed(seeded: Seeded, event: Path) -> None:
-    seed = load_seed(SEED)
+    seed = load_seed(seeded.seed)
     text = event.read_text()
     used = {job for job in seed.job_ids if job in text}
     if used & seeded.dirty:
         target = SeedTarget.from_state(ROOT / "template.yaml", seeded.cloud.state())
         seed.apply(target, sorted(used))
     seeded.dirty |= used
-
-
-@pytest.mark.parametrize("event", event_files(EVENTS), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_event_has_its_stated_outcome(seeded: Seeded, event: Path) -> None:
-    if event not in OUTCOMES:
-        pytest.fail(OUTCOMES_PROBLEM or f"{event} has no stated outcome")
-    outcome = OUTCOMES[event]
-    reseed_if_changed(seeded, event)
-    run = tandem_local(seeded, "invoke", outcome.function, "-e", str(event))
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "START RequestId: " in run.stderr and "REPORT RequestId: " in run.stderr
-    response = json.loads(run.stdout)
-    problems = check(outcome, response)
-    assert not problems, "\n".join(problems) + "\n--- stderr:\n" + run.stderr[-3000:]
 
 
 def test_env_vars_override_a_declared_variable_like_sam(seeded: Seeded, tmp_path: Path) -> None:
@@ -127,3 +154,25 @@ def test_tandem_local_seed_puts_a_changed_job_back(seeded: Seeded) -> None:
     run = tandem_local(seeded, "seed", str(SEED))
     assert run.returncode == 0 and job in run.stdout, run.stderr
     assert (seeded.cloud.jobs.get(job) or {}).get("status") == "RUNNING"
+
+
+def _by_profile(event: object) -> tuple[bool, str]:
+    outcome = OUTCOMES.get(Path(str(event)))
+    return (outcome is not None and outcome.profile != DEFAULT_PROFILE, str(event))
+
+
+@pytest.mark.parametrize(
+    "event", sorted(event_files(EVENTS), key=_by_profile), ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
+def test_event_has_its_stated_outcome(clouds: Clouds, event: Path) -> None:
+    if event not in OUTCOMES:
+        pytest.fail(OUTCOMES_PROBLEM or f"{event} has no stated outcome")
+    outcome = OUTCOMES[event]
+    seeded = clouds.get(outcome.profile)
+    reseed_if_changed(seeded, event)
+    run = tandem_local(seeded, "invoke", outcome.function, "-e", str(event))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "START RequestId: " in run.stderr and "REPORT RequestId: " in run.stderr
+    response = json.loads(run.stdout)
+    problems = check(outcome, response)
+    assert not problems, "\n".join(problems) + "\n--- stderr:\n" + run.stderr[-3000:]

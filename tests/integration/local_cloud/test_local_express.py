@@ -3,7 +3,7 @@ Express on), with the real model on the CPU.
 
 - A small job runs on Express, and only its record tells its status: the local cloud refuses
   DescribeExecution/GetExecutionHistory for Express executions and ListExecutions for the Express
-  state machine, as AWS does (moto_compat gap 7).
+  state machine, as AWS does (moto_compat gap 13).
 - The same small job's Express execution run twice at once (Express is at-least-once, and does
   not dedupe starts by name): one job record, one result with each chunk once, counts once, the
   event and the webhook once, the job-end metrics once.
@@ -50,7 +50,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             "WebhookRetrySchedule": "1,1,1",
         },
     ) as c:
-        c.state_path = state
         yield c
 
 
@@ -208,7 +207,7 @@ def test_a_job_too_big_for_express_is_handed_to_standard(cloud: Any) -> None:
 
 
 def test_local_metrics_sums_up_what_the_functions_emitted(cloud: Any) -> None:
-    out = CliRunner().invoke(main, ["local", "metrics", "--state-file", str(cloud.state_path)])
+    out = CliRunner().invoke(main, ["local", "metrics", "--state-file", str(cloud.state_file)])
     assert out.exit_code == 0, out.output
     for name in ("JobsStarted", "JobsSucceeded", "ChunksEmbedded", "BatchLatency"):
         assert f"| {name} |" in out.output

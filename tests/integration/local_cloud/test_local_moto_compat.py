@@ -347,8 +347,203 @@ def test_every_moto_dynamodb_write_runs_under_the_one_lock(monkeypatch):
     assert not moto_compat._DYNAMODB_LOCK.locked()
 
 
+def test_a_distributed_map_worker_runs_more_items_than_the_recursion_limit():
+    """Gap 7: one worker (MaxConcurrency 1) through 1,500 items: moto recursed per item."""
+    import sys
+
+    from moto import mock_aws
+
+    items = 1_500
+    assert items > sys.getrecursionlimit()
+    definition = {
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Map",
+                "MaxConcurrency": 1,
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSON"},
+                    "Parameters": {"Bucket": "compat-bucket", "Key": "many.json"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "ResultPath": None,
+                "End": True,
+            }
+        },
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="compat-bucket")
+        s3.put_object(Bucket="compat-bucket", Key="many.json", Body=json.dumps(list(range(items))))
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="many-items",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/x",
+        )["stateMachineArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            d = sfn.describe_execution(executionArn=ex)
+            if d["status"] != "RUNNING":
+                break
+            time.sleep(0.2)
+    assert d["status"] == "SUCCEEDED", d
+
+
+# ---------------------------------------------------------------------- task tokens (gaps 11, 12)
+CALLBACK_DEFINITION = {
+    "StartAt": "Wait",
+    "States": {
+        "Wait": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl.$": "$.queue_url",
+                "MessageBody": {"token.$": "$$.Task.Token", "retry.$": "$$.State.RetryCount"},
+            },
+            "TimeoutSeconds": 120,
+            "Retry": [{"ErrorEquals": ["Try.Again"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+            "End": True,
+        }
+    },
+}
+
+
+def _callback_execution(name: str):
+    """(stepfunctions client, execution arn, next_message()) for CALLBACK_DEFINITION: each
+    try of its task puts {token, retry} on an SQS queue and waits for a callback."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName=f"{name}-tokens")["QueueUrl"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(
+        name=name,
+        definition=json.dumps(CALLBACK_DEFINITION),
+        roleArn="arn:aws:iam::123456789012:role/x",
+    )["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"queue_url": url}))
+
+    def next_message() -> dict:
+        for _ in range(400):
+            got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+            if got:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+                return json.loads(got[0]["Body"])
+            time.sleep(0.05)
+        raise AssertionError("no task token arrived")
+
+    return sfn, ex["executionArn"], next_message
+
+
+def _wait_done(sfn, execution_arn: str) -> dict:
+    for _ in range(400):
+        d = sfn.describe_execution(executionArn=execution_arn)
+        if d["status"] != "RUNNING":
+            return d
+        time.sleep(0.05)
+    raise AssertionError("execution still running")
+
+
+def test_send_task_failure_keeps_its_cause():
+    """Gap 8: the cause of SendTaskFailure reaches the task's failure (moto dropped it)."""
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        sfn, ex, next_message = _callback_execution("cause")
+        sfn.send_task_failure(
+            taskToken=next_message()["token"], error="Tandem.ModelClientError", cause="bad input"
+        )
+        done = _wait_done(sfn, ex)
+        events = sfn.get_execution_history(executionArn=ex)["events"]
+    assert done["status"] == "FAILED"
+    failed = [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
+    assert failed == [
+        {
+            "resourceType": "sqs",
+            "resource": "sendMessage.waitForTaskToken",
+            "error": "Tandem.ModelClientError",
+            "cause": "bad input",
+        }
+    ]
+
+
+def test_each_try_of_a_callback_task_has_its_own_token_closed_when_the_try_ends():
+    """Gap 9: a retried `.waitForTaskToken` task waits again, on a new token; the first try's
+    token is closed (TaskTimedOut), so a late callback on it changes nothing."""
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        sfn, ex, next_message = _callback_execution("tries")
+        first = next_message()
+        sfn.send_task_failure(taskToken=first["token"], error="Try.Again", cause="once more")
+        second = next_message()  # the retry waits for its own callback
+        assert (first["retry"], second["retry"]) == (0, 1)
+        assert second["token"] != first["token"]
+        assert sfn.describe_execution(executionArn=ex)["status"] == "RUNNING"
+        with pytest.raises(ClientError) as late:
+            sfn.send_task_success(taskToken=first["token"], output='{"late": true}')
+        assert late.value.response["Error"]["Code"] == "TaskTimedOut"
+        sfn.send_task_heartbeat(taskToken=second["token"])
+        sfn.send_task_success(taskToken=second["token"], output='{"ok": 1}')
+        done = _wait_done(sfn, ex)
+        with pytest.raises(ClientError) as again:
+            sfn.send_task_failure(taskToken=second["token"], error="Twice", cause="")
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"ok": 1}
+    assert again.value.response["Error"]["Code"] == "TaskTimedOut"
+
+
+# ---------------------------------------------------------------------- SNS -> Lambda (gap 10)
+def test_an_sns_lambda_subscription_is_delivered_by_its_route():
+    """Gap 7: moto would invoke the subscribed function through its own (Docker) Lambda; the
+    route gets the message instead, and SnsLambdaDelivery turns it into SNS's Lambda event."""
+    from moto import mock_aws
+
+    from tandem.local.event_sources import SnsLambdaDelivery
+
+    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:compat-complete"
+    invoked: list[tuple[str, dict]] = []
+    done = threading.Event()
+
+    class Result:
+        error_type = None
+
+    def invoke(name: str, event: dict) -> Result:
+        invoked.append((name, event))
+        done.set()
+        return Result()
+
+    with mock_aws():
+        moto_compat.apply()
+        sns = boto3.client("sns", region_name="us-east-1")
+        topic = sns.create_topic(Name="compat-topic")["TopicArn"]
+        sub = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=function_arn)
+        moto_compat.route_sns_to_lambda(function_arn, SnsLambdaDelivery("compat-complete", invoke))
+        try:
+            message_id = sns.publish(TopicArn=topic, Message='{"inferenceId": "x"}')["MessageId"]
+            assert done.wait(30)
+        finally:
+            moto_compat.route_sns_to_lambda(function_arn, None)
+    ((name, event),) = invoked
+    (record,) = event["Records"]
+    assert name == "compat-complete" and record["EventSource"] == "aws:sns"
+    assert record["EventSubscriptionArn"] == sub["SubscriptionArn"]
+    assert record["Sns"]["TopicArn"] == topic and record["Sns"]["MessageId"] == message_id
+    assert record["Sns"]["Message"] == '{"inferenceId": "x"}'
+    from aws_lambda_powertools.utilities.data_classes import SNSEvent
+
+    assert next(SNSEvent(event).records).sns.message == '{"inferenceId": "x"}'
+
+
 def test_express_executions_are_started_and_refused_as_aws_does():
-    """Gap 7: every StartExecution of an Express state machine starts one (no dedupe by name),
+    """Gap 13: every StartExecution of an Express state machine starts one (no dedupe by name),
     with an Express ARN; DescribeExecution, GetExecutionHistory, StopExecution refuse Express
     executions (InvalidArn) and ListExecutions an Express state machine; Standard unchanged."""
     from moto import mock_aws

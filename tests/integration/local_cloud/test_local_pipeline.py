@@ -167,7 +167,8 @@ def test_slow_endpoint_past_its_deadline_is_retried(drained, endpoint_deadline_s
     # The endpoint answers 503 at its request deadline, before the SDK's read timeout and the
     # task's TimeoutSeconds; Step Functions (or the SDK) retries ServiceUnavailable.
     cloud = drained
-    cloud.faults.endpoint.set({"slow_s": endpoint_deadline_s + 5, "count": 1})
+    plan = {"slow_s": endpoint_deadline_s + 5, "count": 1, "deadline_s": endpoint_deadline_s}
+    cloud.faults.endpoint.set(plan)
     job = cloud.jobs.wait(_api_job(cloud, tag="slow"))
     assert job["status"] == "SUCCEEDED", job
     metrics = cloud.endpoint.metrics()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from tandem_common.contracts import FUNCTIONS
+from tandem_common.contracts import ASYNC_FUNCTIONS, FUNCTIONS
 
 from tandem.local.http_api import LocalHttpApi, routes_from_functions
 from tandem.local.lambda_service import LambdaService
@@ -61,7 +61,11 @@ def _created(template_path, stack="tplcheck"):
 
 def test_resources_come_from_the_template():
     tpl, created, tables, ttl, buckets, attrs, machines = _created(ROOT / "template.yaml")
-    assert set(tables) == {"tplcheck-JobsTable", "tplcheck-IdempotencyTable"}
+    assert set(tables) == {
+        "tplcheck-JobsTable",
+        "tplcheck-IdempotencyTable",
+        "tplcheck-DocumentsTable",
+    }
     assert ttl["tplcheck-JobsTable"]["AttributeName"] == "expires_at"
     assert buckets == ["tplcheck-databucket"] and created["DataBucket"]["eventbridge"]
     redrive = json.loads(attrs["tplcheck-JobQueue"]["RedrivePolicy"])
@@ -77,7 +81,7 @@ def test_resources_come_from_the_template():
     )
     assert '"EndpointName": "tandem-embeddings"' in definition and "${" not in definition
     fns = tpl.functions()
-    assert set(fns) == set(FUNCTIONS)
+    assert set(fns) == set(FUNCTIONS) - set(ASYNC_FUNCTIONS)  # EndpointMode=realtime
     assert fns["PreprocessFunction"].timeout == 900 and fns["PreprocessFunction"].memory == 1769
     env = fns["IngestFunction"].environment
     assert (
@@ -88,6 +92,50 @@ def test_resources_come_from_the_template():
     assert fns["ApiFunction"].layer_dirs == [ROOT / "layers" / "common"]
     skipped = tpl.skipped()
     assert "Endpoint" in skipped and "HttpApi" in skipped and "FailedExecutionsAlarm" in skipped
+
+
+@pytest.mark.parametrize("indexing", ["true", "false"])
+def test_the_vector_index_comes_from_the_template(indexing):
+    from moto import mock_aws
+
+    from tandem.local import moto_compat
+
+    moto_compat.add_vector_query()  # gap 9: the index keeps its metadata configuration
+    # a stack name per case: a LocalCloud of this session may share moto's in-memory state (a
+    # nested mock_aws neither resets it on entry nor on exit), so names must not repeat
+    stack = f"tplvectors{indexing}"
+    tpl = LocalTemplate(ROOT / "template.yaml", stack, {"VectorIndexing": indexing})
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        created = create_resources(tpl, session)
+        s3vectors = session.client("s3vectors")
+        buckets = [
+            b["vectorBucketName"]
+            for b in s3vectors.list_vector_buckets()["vectorBuckets"]
+            if b["vectorBucketName"].startswith(stack + "-")
+        ]
+        index_arn = tpl.functions()["CollectFunction"].environment["VECTOR_INDEX_ARN"]
+        if indexing == "false":
+            assert buckets == [] and index_arn == "" and "VectorIndex" not in created
+            return
+        assert buckets == ["tplvectorstrue-vectorbucket"]
+        assert (
+            created["VectorIndex"]["arn"]
+            == index_arn
+            == (
+                "arn:aws:s3vectors:us-east-1:123456789012:bucket/tplvectorstrue-vectorbucket"
+                "/index/tplvectorstrue-vectorindex"
+            )
+        )
+        index = s3vectors.get_index(indexArn=index_arn)["index"]
+    assert (index["dimension"], index["distanceMetric"], index["dataType"]) == (
+        384,
+        "cosine",
+        "float32",
+    )
+    assert index["metadataConfiguration"] == {"nonFilterableMetadataKeys": ["text"]}
+    api_env = tpl.functions()["ApiFunction"].environment
+    assert api_env["MODEL_DIMENSIONS"] == "384" and api_env["VECTOR_INDEX_ARN"] == index_arn
 
 
 def test_a_table_added_to_the_template_exists_locally(tmp_path):

@@ -114,6 +114,19 @@ def test_fault_injection_plan_counts_down(url: str) -> None:
     assert httpx.post(f"{url}/faults", json={"nonsense": 1}).status_code == 400
 
 
+def test_a_slow_fault_with_its_own_deadline_gets_the_deadline_answer(url: str) -> None:
+    # the server's deadline stays long; only the injected slow request is cut at deadline_s
+    ok = {"inputs": ["a"]}
+    plan = {"slow_s": 30, "count": 1, "deadline_s": 0.2}
+    assert httpx.post(f"{url}/faults", json=plan).json()["slow_deadline_s"] == 0.2
+    r = httpx.post(f"{url}/invocations", json=ok, timeout=60)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "deadline_exceeded"
+    assert "0.2 s" in r.json()["error"]["message"]
+    assert httpx.post(f"{url}/invocations", json=ok).status_code == 200  # the plan is spent
+    bad = httpx.post(f"{url}/faults", json={"slow_s": 1, "deadline_s": 0})
+    assert bad.status_code == 400
+
+
 def test_fault_routes_exist_only_when_enabled() -> None:
     with live_server(FakeBackend) as base:
         assert httpx.post(f"{base}/faults", json={"throttle": 1}).status_code in (404, 405)

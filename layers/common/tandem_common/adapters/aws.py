@@ -13,6 +13,14 @@ import boto3
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
+# S3 Vectors answers 429 TooManyRequestsException above its per-index write rates; standard mode
+# retries it (a throttling code) with exponential backoff and jitter, here up to 8 attempts
+# (at most about 70 s of backoff, inside the collect function's 120 s).
+VECTOR_MAX_ATTEMPTS = 8
+_SERVICE_CONFIG = {
+    "s3": Config(signature_version="s3v4"),
+    "s3vectors": Config(retries={"mode": "standard", "max_attempts": VECTOR_MAX_ATTEMPTS}),
+}
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -24,7 +32,8 @@ def client(service: str) -> Any:
         return found
     with _lock:
         if service not in _clients:
-            config = _CONFIG.merge(Config(signature_version="s3v4")) if service == "s3" else _CONFIG
+            extra = _SERVICE_CONFIG.get(service)
+            config = _CONFIG.merge(extra) if extra is not None else _CONFIG
             factory: Any = boto3.client  # the stubs' per-service overloads need a literal name
             _clients[service] = factory(service, config=config)
         return _clients[service]
@@ -56,6 +65,10 @@ def eventbridge() -> Any:
 
 def sagemaker_runtime() -> Any:
     return client("sagemaker-runtime")
+
+
+def s3vectors() -> Any:
+    return client("s3vectors")
 
 
 def error_code(exc: BaseException) -> str:

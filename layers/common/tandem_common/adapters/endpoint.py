@@ -25,6 +25,12 @@ class InlineVectors:
 
 def invoke_inline(endpoint_name: str, inputs: list[str]) -> InlineVectors:
     """Synchronous inline call of the SageMaker endpoint; a malformed answer is an EndpointError."""
+    if not endpoint_name:  # EndpointMode=async without QueryEndpointName (template.yaml)
+        raise EndpointUnavailable(
+            "no real-time endpoint serves /v1/embeddings: this stack's endpoint is asynchronous "
+            "(EndpointMode=async) and answers only InvokeEndpointAsync; deploy with "
+            "QueryEndpointName set to a real-time endpoint"
+        )
     try:
         out = aws.sagemaker_runtime().invoke_endpoint(
             EndpointName=endpoint_name,

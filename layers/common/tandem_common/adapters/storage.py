@@ -114,6 +114,17 @@ class Storage:
             raise
         return int(head["ContentLength"])
 
+    def modified_at(self, uri: str) -> float | None:
+        """The object's LastModified (epoch seconds), or None when it does not exist."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return float(head["LastModified"].timestamp())
+
     def presign_get(self, uri: str, expires_in: int = 3600) -> str:
         bucket, key = parse_s3_uri(uri)
         url: str = self.client.generate_presigned_url(

@@ -85,3 +85,40 @@ class Workflows:
     def arn_of(self, job_id: str) -> str:
         """The job's Standard execution ARN (derived from the name)."""
         return execution_arn(self.state_machine_arn, job_id) if self.state_machine_arn else ""
+
+
+# A task token that is closed (its task succeeded, failed or timed out) or was never issued.
+CLOSED_TOKEN_ERRORS = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+
+
+class TaskCallbacks:
+    """The callbacks that resume a `.waitForTaskToken` task. Each returns True when Step
+    Functions took it, False when the task is closed already (a duplicate, a timed-out try):
+    Step Functions closes a token once, so a second callback changes nothing."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.stepfunctions()
+
+    def _call(self, operation: str, **kwargs: Any) -> bool:
+        try:
+            getattr(self.client, operation)(**kwargs)
+        except Exception as exc:
+            if aws.error_code(exc) in CLOSED_TOKEN_ERRORS:
+                return False
+            raise
+        return True
+
+    def succeed(self, token: str, output: dict[str, Any]) -> bool:
+        return self._call("send_task_success", taskToken=token, output=json.dumps(output))
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        return self._call(
+            "send_task_failure", taskToken=token, error=error[:256], cause=cause[:32768]
+        )
+
+    def heartbeat(self, token: str) -> bool:
+        return self._call("send_task_heartbeat", taskToken=token)

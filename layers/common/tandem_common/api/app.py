@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tandem_common.api import openai_compat
+from tandem_common.api import openai_compat, search
 from tandem_common.api.http import (
     APPLICATION_JSON,
     TEXT_HTML,
@@ -40,6 +40,7 @@ settings = get_settings()  # validated at cold start
 app = App()
 app.include_router(router)
 app.include_router(openai_compat.router)
+app.include_router(search.router)
 
 
 def error_body(

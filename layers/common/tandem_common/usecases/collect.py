@@ -6,8 +6,10 @@ it scales and no single Lambda ever holds more than one batch. For batch N it re
 (the endpoint's float32 rows) and writes `result/shards/vectors-N.npy` then
 `result/shards/vectors-N.jsonl` (the JSONL is the shard's "done" mark). When the endpoint call
 failed (the child passes its error), or the output is missing or wrong, it writes the batch's
-failure record `batches/failed/batch-N.json` with the reason instead. Re-running it is a no-op
-once the shard or the failure record exists, so retries and at-least-once children are safe.
+failure record `batches/failed/batch-N.json` with the reason instead. With indexing on, the
+batch's chunks go into the vector index before the shard is written (`indexing.py`); a batch
+that cannot be indexed fails with the reason. Re-running it is a no-op once the shard exists,
+and otherwise writes the same keys again, so retries and at-least-once children are safe.
 
 The batch's metrics are emitted by the call that wrote its shard or failure record: its latency
 (from the InvokeEndpoint state's start, `timing.sent_at`, to its shard written), the container
@@ -39,6 +41,7 @@ from tandem_common.observability import (
 )
 from tandem_common.settings import Settings
 from tandem_common.text.npy import NpyError, decode_f32, encode_f32
+from tandem_common.usecases.indexing import Indexer
 
 NPY = "application/octet-stream"
 JSONL = "application/x-ndjson"
@@ -82,8 +85,13 @@ def build_shard(rows: list[dict[str, Any]], npy: bytes) -> tuple[bytes, bytes, i
     return jsonl, encode_f32(len(rows), dims, flat), len(rows), dims
 
 
-def record_batch_failure(paths: JobPaths, index: int, reason: str, storage: Storage) -> None:
-    storage.put_json(paths.uri(paths.batch_failed(index)), {"index": index, "reason": reason})
+def record_batch_failure(
+    paths: JobPaths, index: int, reason: str, storage: Storage, index_written: bool = False
+) -> None:
+    record: dict[str, Any] = {"index": index, "reason": reason}
+    if index_written:  # it failed while writing the vector index: some vectors may be there
+        record["index_written"] = True
+    storage.put_json(paths.uri(paths.batch_failed(index)), record)
 
 
 def collect_batch(
@@ -91,10 +99,11 @@ def collect_batch(
     settings: Settings,
     store: JobStore,
     storage: Storage,
+    indexer: Indexer | None = None,
     clock: Callable[[], float] = time.time,
 ) -> CollectResult:
     paths = JobPaths(settings.resources.data_bucket, request.job_id)
-    result = collect_into_shard(paths, request.index, request.error, storage)
+    result = collect_into_shard(paths, request.index, request.error, storage, indexer)
     store.record_batch_done(request.job_id)
     if result.written:
         batch_metrics(request, result, clock())
@@ -118,9 +127,14 @@ def batch_metrics(request: CollectInput, result: CollectResult, now: float) -> N
 
 
 def collect_into_shard(
-    paths: JobPaths, index: int, error: StepError | None, storage: Storage
+    paths: JobPaths,
+    index: int,
+    error: StepError | None,
+    storage: Storage,
+    indexer: Indexer | None = None,
 ) -> CollectResult:
-    """Write batch `index`'s shard, or its failure record; a no-op when one already exists."""
+    """Write batch `index`'s shard (indexing its chunks first when an `indexer` is given), or
+    its failure record; a no-op when the shard already exists."""
     shard_jsonl = paths.uri(paths.shard_jsonl(index))
     if storage.exists(shard_jsonl):
         return CollectResult(index=index, ok=True)
@@ -132,10 +146,18 @@ def collect_into_shard(
     else:
         rows = storage.get_jsonl(paths.uri(paths.batch_rows(index)))
         try:
-            jsonl, matrix, count, _ = build_shard(rows, npy)
+            jsonl, matrix, count, dims = build_shard(rows, npy)
         except ValueError as exc:
             reason = str(exc)
         else:
+            failure = (
+                None
+                if indexer is None
+                else indexer.index_batch(paths, index, rows, dims, decode_f32(npy)[2], storage)
+            )
+            if failure is not None:
+                record_batch_failure(paths, index, failure.reason, storage, failure.index_written)
+                return CollectResult(index=index, ok=False, reason=failure.reason, written=True)
             storage.put_bytes(paths.uri(paths.shard_npy(index)), matrix, NPY)
             storage.put_bytes(shard_jsonl, jsonl, JSONL)
             return CollectResult(index=index, ok=True, rows=count, written=True)

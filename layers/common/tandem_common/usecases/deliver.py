@@ -11,6 +11,11 @@ shards it reached (only those few shards are rewritten). Then it writes `result/
 the world. It streams the per-document and per-batch lists, so memory does not grow with the
 job. Re-running it gives the same files and the same record (the terminal write is a no-op the
 second time).
+
+With indexing on, the Map children indexed their batches (indexing.py); a document also fails
+when a batch could not index one of its chunks (`batches/unindexed/`), and a failed document
+that this job may have written to the vector index is removed from it (`Indexer.unindex`, in
+groups of `UNINDEX_GROUP`), so the index never holds part of a version that failed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import JsonlUpload, Storage
-from tandem_common.contracts import JobPaths, failure_class
+from tandem_common.contracts import JobPaths, failure_class, s3_uri
 from tandem_common.models import (
     BatchResult,
     Counts,
@@ -37,9 +42,11 @@ from tandem_common.observability import logger
 from tandem_common.settings import Settings
 from tandem_common.text.npy import NpyError, decode_f32, encode_f32, shape_and_offset
 from tandem_common.usecases.collect import collect_into_shard
+from tandem_common.usecases.indexing import Indexer
 from tandem_common.usecases.notifications import notify_job_finished, record_job_end
 
 COLLECT_WORKERS = 16
+UNINDEX_GROUP = 1000  # failed documents removed from the vector index per round of calls
 
 
 @dataclass
@@ -47,6 +54,12 @@ class BatchState:
     index: int
     rows: int  # chunk rows placed in the batch (its shard's rows before any repair)
     reason: str | None = None  # set when the batch failed
+    index_written: bool = False  # it failed while writing the vector index
+
+    @property
+    def touched_index(self) -> bool:
+        """Whether this batch may have written vectors (it succeeded, or failed midway)."""
+        return self.reason is None or self.index_written
 
 
 def _indexes(storage: Storage, prefix_uri: str, suffix: str) -> set[int]:
@@ -59,7 +72,10 @@ def _indexes(storage: Storage, prefix_uri: str, suffix: str) -> set[int]:
 
 
 def settle_batches(
-    paths: JobPaths, batch_results: list[BatchResult], storage: Storage
+    paths: JobPaths,
+    batch_results: list[BatchResult],
+    storage: Storage,
+    indexer: Indexer | None = None,
 ) -> dict[int, BatchState]:
     """Every batch's outcome: shard written, or failed with a reason."""
     batches = {
@@ -69,20 +85,31 @@ def settle_batches(
     sharded = _indexes(storage, paths.uri(paths.shard_prefix), ".jsonl")
     failed = _indexes(storage, paths.uri(paths.batch_failed_prefix), ".json")
     given = {r.index: r for r in batch_results}
-    for index in failed - sharded:
-        record = storage.get_json(paths.uri(paths.batch_failed(index)))
-        batches[index].reason = str(record["reason"])
     missing = [i for i in batches if i not in sharded and i not in failed]
 
     def collect(index: int) -> tuple[int, str | None]:
         result = given.get(index)
         error = result.error if result is not None and not result.ok else None
-        return index, collect_into_shard(paths, index, error, storage).reason
+        return index, collect_into_shard(paths, index, error, storage, indexer).reason
 
     with ThreadPoolExecutor(max_workers=COLLECT_WORKERS) as pool:
         for index, reason in pool.map(collect, missing):
-            batches[index].reason = reason
+            if reason is not None:
+                failed.add(index)
+    for index in failed - sharded:
+        record = storage.get_json(paths.uri(paths.batch_failed(index)))
+        batches[index].reason = str(record["reason"])
+        batches[index].index_written = bool(record.get("index_written"))
     return batches
+
+
+def unindexed_documents(paths: JobPaths, storage: Storage) -> dict[str, str]:
+    """Documents a batch could not put into the vector index, with the reason."""
+    out: dict[str, str] = {}
+    for key in storage.list_keys(paths.uri(paths.batch_unindexed_prefix)):
+        for row in storage.iter_jsonl(s3_uri(paths.bucket, key)):
+            out.setdefault(str(row["id"]), str(row["reason"]))
+    return out
 
 
 def _strip_documents(paths: JobPaths, index: int, documents: set[str], storage: Storage) -> int:
@@ -129,15 +156,24 @@ def deliver_job(
     settings: Settings,
     store: JobStore,
     storage: Storage,
+    indexer: Indexer | None = None,
 ) -> DeliverResult:
     job = store.require(job_id)
     paths = JobPaths(settings.resources.data_bucket, job_id)
-    batches = settle_batches(paths, batch_results, storage)
+    batches = settle_batches(paths, batch_results, storage, indexer)
+    unindexed = unindexed_documents(paths, storage) if indexer is not None else {}
     shard_rows = {i: b.rows for i, b in batches.items() if b.reason is None}
     strip: dict[int, set[str]] = defaultdict(set)
-    documents = chunks = embedded = failed = 0
+    documents = chunks = embedded = failed = removed = 0
     first_failures: list[dict[str, Any]] = []
     failed_by_class: Counter[str] = Counter()
+    to_unindex: dict[str, int] = {}  # failed documents this job may have written to the index
+
+    def unindex() -> None:
+        nonlocal removed
+        if indexer is not None and to_unindex:
+            removed += indexer.unindex(to_unindex)
+        to_unindex.clear()
 
     def fail(failures: JsonlUpload, doc_id: str, reason: str) -> None:
         nonlocal failed
@@ -156,6 +192,7 @@ def deliver_job(
             chunks += doc["chunks"]
             span = range(doc["first_batch"], doc["last_batch"] + 1)
             reason = next((batches[i].reason for i in span if batches[i].reason), None)
+            reason = reason or unindexed.get(doc["id"])
             if reason is None:
                 embedded += doc["chunks"]
                 doc_out.write({"id": doc["id"], "chunks": doc["chunks"], "status": "SUCCEEDED"})
@@ -165,6 +202,11 @@ def deliver_job(
             for i in span:
                 if batches[i].reason is None:
                     strip[i].add(doc["id"])
+            if any(batches[i].touched_index for i in span):
+                to_unindex[doc["id"]] = doc["chunks"]
+                if len(to_unindex) >= UNINDEX_GROUP:
+                    unindex()
+        unindex()
         for rejected in storage.iter_jsonl(paths.uri(paths.document_failures)):
             documents += 1
             doc_out.write({"id": rejected["id"], "chunks": 0, "status": "FAILED"})
@@ -231,6 +273,7 @@ def deliver_job(
             **counts.model_dump(),
             "shards": len(shards),
             "repaired_shards": len(strip),
+            "unindexed_vectors": removed,
             "changed": changed,
         },
     )

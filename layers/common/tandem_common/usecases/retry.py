@@ -2,10 +2,11 @@
 
 The rule (CONTRACTS.md, "Retry"):
 - Only FAILED and PARTIAL jobs can be retried (409 otherwise, 404 for an unknown job).
-- A document is retried iff its failure was transient: its batch failed at the endpoint or its
-  batch output was missing/unreadable (deliver's reasons start with "batch failed" or
-  "batch output"). Documents rejected for permanent reasons (decode errors, NUL bytes, malformed
-  JSON, empty text, duplicate ids) are skipped: they would fail the same way again. Skipped
+- A document is retried iff its failure was transient: its batch failed at the endpoint, its
+  batch output was missing/unreadable, or the vector index did not take its batch (deliver's
+  reasons start with "batch failed", "batch output" or "batch not indexed"). Documents rejected
+  for permanent reasons (decode errors, NUL bytes, malformed JSON, empty text, duplicate ids, a
+  chunk the index cannot hold) are skipped: they would fail the same way again. Skipped
   documents are listed in the response with their reasons.
 - A job that FAILED as a whole (a step error caught by the state machine, not deliver's
   `no_vectors`) has no per-document verdict: every document that parses and is not empty is
@@ -41,7 +42,7 @@ from tandem_common.usecases.intake import choose_workflow, create_job, start_job
 __all__ = ["RetryService", "is_transient", "plan_retry", "retry_job_id"]
 
 RETRYABLE_STATUSES = frozenset({"FAILED", "PARTIAL"})
-TRANSIENT_REASON_PREFIXES = ("batch failed", "batch output")
+TRANSIENT_REASON_PREFIXES = ("batch failed", "batch output", "batch not indexed")
 PER_DOCUMENT_ERROR_CODES = frozenset({"no_vectors"})  # deliver ran: failures are per document
 MAX_SKIPPED_SHOWN = 100
 RETRY_INFO = "input/retry.json"  # the retry job's own record of what it holds and skipped
