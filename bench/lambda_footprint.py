@@ -46,8 +46,12 @@ LAMBDA_ENV = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
 def function_env() -> dict[str, dict[str, str]]:
     """Each function's environment as the template declares it (names resolved as a stack
     `bench` would have them; the endpoint variables empty, as in AWS)."""
-    functions = LocalTemplate(REPO / "template.yaml", stack_name="bench").functions()
-    return {lid: {**spec.environment, **LAMBDA_ENV} for lid, spec in functions.items()}
+    out = {}
+    for mode in ("async", "realtime"):  # EndpointMode=async's functions too (its env first)
+        overrides = {"EndpointMode": mode}
+        functions = LocalTemplate(REPO / "template.yaml", "bench", overrides).functions()
+        out.update({lid: {**spec.environment, **LAMBDA_ENV} for lid, spec in functions.items()})
+    return out
 
 
 def size_kb(path: Path) -> float:

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tandem_common.contracts import FUNCTIONS
+from tandem_common.contracts import ASYNC_FUNCTIONS, FUNCTIONS
 
 from tandem.local.artefact import LocalBuild
 from tandem.local.template import LocalTemplate
@@ -57,7 +57,8 @@ def local_build() -> LocalBuild:
 
 
 def imported_at_cold_start(build: LocalBuild, function: str) -> set[str]:
-    spec = LocalTemplate(build.template).functions()[function]
+    mode = "async" if function in ASYNC_FUNCTIONS else "realtime"  # where the function exists
+    spec = LocalTemplate(build.template, overrides={"EndpointMode": mode}).functions()[function]
     env = {
         **{k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
         **spec.environment,
