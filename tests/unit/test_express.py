@@ -33,8 +33,8 @@ def express_run_arn(job_id: str) -> str:
     return f"arn:aws:states:us-east-1:123456789012:express:tandem-express:{job_id}:0f0e0d0c"
 
 
-@pytest.fixture
-def express(cloud: None, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def create_express_machine(monkeypatch: pytest.MonkeyPatch, max_bytes: int) -> None:
+    """An Express state machine in moto, named in the settings, for jobs up to `max_bytes`."""
     boto3.client("stepfunctions").create_state_machine(
         name="tandem-express",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
@@ -42,7 +42,12 @@ def express(cloud: None, monkeypatch: pytest.MonkeyPatch) -> Settings:
         type="EXPRESS",
     )
     monkeypatch.setenv("EXPRESS_STATE_MACHINE_ARN", EXPRESS_ARN)
-    monkeypatch.setenv("EXPRESS_MAX_BYTES", "1000")
+    monkeypatch.setenv("EXPRESS_MAX_BYTES", str(max_bytes))
+
+
+@pytest.fixture
+def express(cloud: None, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    create_express_machine(monkeypatch, 1000)
     monkeypatch.setenv("EXPRESS_MAX_BATCHES", "2")
     get_settings.cache_clear()
     return get_settings()

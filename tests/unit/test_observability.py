@@ -30,11 +30,11 @@ from tandem_common.models import Counts, JobRecord
 from tandem_common.observability import METRICS, emit, logger
 from tandem_common.settings import get_settings
 from tandem_common.usecases.webhook_delivery import attempt_delivery, webhook_queue
+from test_express import create_express_machine
 from test_pipeline_steps import JOB, prepared_job, queued_job
 
 NAMESPACE = "Tandem"
 SERVICE = ("service", "tandem")
-EXPRESS_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:tandem-express"
 SECRET = "whsec_" + "eA" * 16
 
 
@@ -174,14 +174,7 @@ def emitted(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 @pytest.fixture
 def express_machine(cloud: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    boto3.client("stepfunctions").create_state_machine(
-        name="tandem-express",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/tandem-sfn",
-        type="EXPRESS",
-    )
-    monkeypatch.setenv("EXPRESS_STATE_MACHINE_ARN", EXPRESS_ARN)
-    monkeypatch.setenv("EXPRESS_MAX_BYTES", "100")  # some of the jobs below are bigger
+    create_express_machine(monkeypatch, 100)  # some of the jobs below are bigger
     queue = boto3.client("sqs").create_queue(QueueName="tandem-WebhookQueue")["QueueUrl"]
     monkeypatch.setenv("WEBHOOK_QUEUE_URL", queue)
     get_settings.cache_clear()
