@@ -150,7 +150,8 @@ def main() -> None:
         "### Lambda handlers: cold import and artefact size",
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, python3.13 "
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs (load average "
+        f"{os.getloadavg()[0]:.1f} at the end: other work shares them), python3.13 "
         "(x86_64 twin of the arm64 layer, built by the same layers/common/Makefile); median of "
         f"{args.runs} fresh processes each, interleaved; no bytecode written while measuring "
         "(read-only like Lambda: the layer's shipped .pyc count, function code compiles)",
