@@ -258,15 +258,27 @@ def test_a_duplicate_notification_changes_nothing(acloud: Any) -> None:
     assert not _accounted(acloud, job, docs)
     assert job["counts"]["embedded"] == len(docs) and job["progress"]["batches_done"] == 2
     events = acloud.jobs.history(job["job_id"])
-    # one callback per try took effect: two resumed tasks, two collect steps, nothing twice
-    assert sum(e["type"] == "TaskSubmitted" for e in events) == 2
+    # one callback per try took effect: two resumed tasks (both by their notification: the sweep
+    # is paused), two collect steps, nothing twice. A try may still time out on its heartbeat on
+    # a slow machine (no sweep, no heartbeat) and be retried; each try is submitted once and
+    # closed at most once whatever its timing, and only the two succeeded tries resumed a task.
+    tries = _inferences(acloud, job["job_id"])
+    assert sum(e["type"] == "TaskSubmitted" for e in events) == len(tries) >= 2
     assert [o["found_by"] for o in _resumed(events)] == ["notification", "notification"]
-    assert [i["state"] for i in _inferences(acloud, job["job_id"])] == ["succeeded", "succeeded"]
-    # ...and the complete function saw both copies, closed: a log line each
-    # ...and the complete function saw the copies find their try closed: a log line each
-    logs = (Path(acloud.log_dir) / "tandemasync-CompleteFunction.log").read_text().splitlines()
-    copies = [line for line in logs if "try closed already" in line and job["job_id"] in line]
-    assert len(copies) >= 2, copies
+    states = [i["state"] for i in tries]
+    assert states.count("succeeded") == 2 and set(states) <= {"succeeded", "abandoned", "pending"}
+    # ...and the complete function saw the copies find their try closed: a log line each. The
+    # second copy of a notification may still be on its way when the job ends: wait for it
+    log = Path(acloud.log_dir) / "tandemasync-CompleteFunction.log"
+
+    def copies() -> list[str]:
+        lines = log.read_text().splitlines()
+        return [line for line in lines if "try closed already" in line and job["job_id"] in line]
+
+    deadline = time.monotonic() + 120
+    while len(copies()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(copies()) >= 2, copies()
 
 
 def test_the_endpoint_killed_mid_request_recovers(acloud: Any) -> None:
