@@ -22,12 +22,12 @@ HOST_ARCH ?= $(shell uname -m | sed -e 's/^aarch64$$/arm64/')
 LOCAL_BUILD := .aws-sam/$(HOST_ARCH)
 RUNTIME_SDK := boto3|botocore|s3transfer|urllib3|python-dateutil|six
 
-.PHONY: help venv lint typecheck template-check hadolint build build-local unit integration test demo local endpoint bench scale load deploy lock clean
+.PHONY: help venv lint typecheck template-check hadolint build build-local openapi unit integration test demo local endpoint bench scale load deploy lock clean
 
 help:
 	@echo "make demo   - set up (first run) and run the whole pipeline locally on samples/"
 	@echo "make test   - set up (first run) and run every check: lint, types, template, build, tests"
-	@echo "other: venv lint typecheck template-check hadolint build build-local unit integration local endpoint bench load deploy lock clean"
+	@echo "other: venv lint typecheck template-check hadolint build build-local openapi unit integration local endpoint bench load deploy lock clean"
 
 venv: $(STAMP)
 $(STAMP): requirements/dev.txt pyproject.toml layers/common/pyproject.toml endpoint/pyproject.toml
@@ -65,6 +65,11 @@ hadolint: venv
 
 build: venv
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel
+
+# The api's OpenAPI document (layers/common/tandem_common/api/openapi.json), from its routes with
+# Powertools' generator; the api serves the file. tests/unit/test_api_openapi.py keeps it current.
+openapi: venv
+	$(BIN)/python -m tandem_common.api.openapi
 
 build-local: venv $(LOCAL_BUILD)/runtime/.installed
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel --parameter-overrides Architecture=$(HOST_ARCH) \

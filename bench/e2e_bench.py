@@ -243,7 +243,9 @@ def main() -> None:
     from tandem.local.cloud import LocalCloud
 
     t = time.monotonic()
-    with LocalCloud(parameter_overrides={"BatchSize": str(BATCH)}) as cloud:
+    # Standard only (ExpressMaxBytes=0): these figures come from Standard executions' histories,
+    # which Express executions do not have
+    with LocalCloud(parameter_overrides={"BatchSize": str(BATCH), "ExpressMaxBytes": "0"}) as cloud:
         print(f"local cloud up in {time.monotonic() - t:.1f}s", flush=True)
         orch = orchestration(cloud, args.docs)
         print(orch, flush=True)

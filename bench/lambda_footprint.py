@@ -1,9 +1,10 @@
 """Lambda footprint: cold import time of each handler, as a ratio to `import boto3`, and sizes.
 
 For each function this times, in fresh python3.13 processes, `import handler` with the function's
-built code (`.aws-sam/build/<Function>`) and the shared layer on the path, against a bare
-`import boto3` measured in the same run (median of N runs each, interleaved so machine noise hits
-both alike). It also reports the unzipped size of each function artefact and of the layer.
+built code (`.aws-sam/build/<Function>`) and the shared layer on the path, and the function's own
+environment from the template (as Lambda sets it: PYDANTIC_DISABLE_PLUGINS included), against a
+bare `import boto3` measured in the same run (median of N runs each, interleaved so machine noise
+hits both alike). It also reports the unzipped size of each function artefact and of the layer.
 
 `sam build` builds the layer for arm64; this machine is x86_64, so the timing uses an x86_64
 stand-in of the same layer: the same pinned requirements installed for this machine's
@@ -30,24 +31,27 @@ from pathlib import Path
 from bench_doc import write_section
 from tandem_common.contracts import FUNCTIONS
 
+from tandem.local.template import LocalTemplate
+
 REPO = Path(__file__).resolve().parents[1]
 
 BUILD = REPO / ".aws-sam" / "build"
 STANDIN = REPO / ".aws-sam" / "footprint-standin"
 PY313 = ["python3.13"]
 PY313_ENV = {**os.environ, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
-# What the Lambda runtime environment sets; keeps Powertools' behaviour as in AWS.
-LAMBDA_ENV = {
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "DATA_BUCKET": "bench-bucket",
-    "JOBS_TABLE": "bench-jobs",
-    "IDEMPOTENCY_TABLE": "bench-idem",
-    "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
-    "ENDPOINT_NAME": "bench",
-    "POWERTOOLS_SERVICE_NAME": "tandem",
-    "POWERTOOLS_METRICS_NAMESPACE": "Tandem",
-}
+# What the Lambda runtime adds to a function's own variables (the template's, resolved).
+LAMBDA_ENV = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def function_env() -> dict[str, dict[str, str]]:
+    """Each function's environment as the template declares it (names resolved as a stack
+    `bench` would have them; the endpoint variables empty, as in AWS)."""
+    out = {}
+    for mode in ("async", "realtime"):  # EndpointMode=async's functions too (its env first)
+        overrides = {"EndpointMode": mode}
+        functions = LocalTemplate(REPO / "template.yaml", "bench", overrides).functions()
+        out.update({lid: {**spec.environment, **LAMBDA_ENV} for lid, spec in functions.items()})
+    return out
 
 
 def size_kb(path: Path) -> float:
@@ -89,17 +93,19 @@ def build_standin() -> tuple[Path, Path]:
     return layer / "python", runtime
 
 
-def time_import(statement: str, path: list[Path]) -> float:
+def time_import(statement: str, path: list[Path], env_vars: dict[str, str]) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     # No .pyc written while measuring: /var/task and /opt are read-only in Lambda, so only the
     # bytecode shipped in the artefact counts (the layer ships it; function code is compiled).
     env = {
         **PY313_ENV,
-        **LAMBDA_ENV,
+        **env_vars,
         "PYTHONPATH": os.pathsep.join(map(str, path)),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    env.pop("AWS_ENDPOINT_URL", None)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
+        if not env.get(name):
+            env.pop(name, None)
     out = subprocess.run([*PY313, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{statement} failed with {path}:\n{out.stderr}")
@@ -120,18 +126,23 @@ def main() -> None:
         for cache in (BUILD / fn).rglob("__pycache__"):
             shutil.rmtree(cache)
 
-    # What the floor is made of: boto3 (every handler talks to AWS), then Powertools, pydantic.
+    # What the floor is made of: boto3 (every handler talks to AWS), then Powertools, pydantic,
+    # and pydantic.fields (what defining any model imports: pydantic.types, annotated_types).
     steps = {
         "boto3": "import boto3",
         "+ powertools": "import boto3, aws_lambda_powertools",
         "+ pydantic": "import boto3, aws_lambda_powertools, pydantic.main",
+        "+ pydantic.fields": "import boto3, aws_lambda_powertools, pydantic.main, pydantic.fields",
     }
+    envs = function_env()
     samples: dict[str, list[float]] = {**{k: [] for k in steps}, **{f: [] for f in functions}}
     for _ in range(args.runs):
         for name, stmt in steps.items():
-            samples[name].append(time_import(stmt, [layer, runtime]))
+            samples[name].append(time_import(stmt, [layer, runtime], LAMBDA_ENV))
         for fn in functions:
-            samples[fn].append(time_import("import handler", [BUILD / fn, layer, runtime]))
+            samples[fn].append(
+                time_import("import handler", [BUILD / fn, layer, runtime], envs[fn])
+            )
     median = {k: statistics.median(v) for k, v in samples.items()}
     base = median["boto3"]
 
@@ -139,14 +150,17 @@ def main() -> None:
         "### Lambda handlers: cold import and artefact size",
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, python3.13 "
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs (load average "
+        f"{os.getloadavg()[0]:.1f} at the end: other work shares them), python3.13 "
         "(x86_64 twin of the arm64 layer, built by the same layers/common/Makefile); median of "
         f"{args.runs} fresh processes each, interleaved; no bytecode written while measuring "
         "(read-only like Lambda: the layer's shipped .pyc count, function code compiles)",
         f"- `import boto3` alone: {base:.0f} ms; the floor every handler shares: "
         f"+ Powertools {median['+ powertools']:.0f} ms "
         f"({median['+ powertools'] / base:.2f}x), + pydantic {median['+ pydantic']:.0f} ms "
-        f"({median['+ pydantic'] / base:.2f}x)",
+        f"({median['+ pydantic'] / base:.2f}x), + `pydantic.fields` (imported by any model "
+        f"definition) {median['+ pydantic.fields']:.0f} ms "
+        f"({median['+ pydantic.fields'] / base:.2f}x)",
         "",
         "| function | cold import ms | ratio to `import boto3` | target ≤ 1.5x | unzipped code KB |",
         "|---|---:|---:|---|---:|",

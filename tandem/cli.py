@@ -272,6 +272,29 @@ def local_seed(
     click.echo(f"seeded {len(seed.objects)} object(s); jobs: {', '.join(built) or 'none'}")
 
 
+@local.command("metrics")
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="the running local cloud's state file (default .tandem/local-cloud.json)",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="instead of the state file: a local cloud session's log folder",
+)
+@local_errors
+def local_metrics(state_file: str | None, log_dir: str | None) -> None:
+    """Sum up the metrics the local cloud's functions emitted (EMF lines in their logs)."""
+    from tandem.local.metrics import summary
+    from tandem.local.state import STATE_FILE, read_state
+
+    folder = Path(log_dir) if log_dir else Path(read_state(Path(state_file or STATE_FILE)).log_dir)
+    click.echo(summary(folder))
+
+
 def _read_event(event: str | None) -> str:
     if event is None:
         return "{}"
@@ -496,7 +519,18 @@ def demo(samples: str, out: str, timeout: float, template: str | None) -> None:
 @click.option("--batch-size", default=64, show_default=True, help="chunks per endpoint call")
 @click.option("--instance-type", default="ml.g6.xlarge", show_default=True)
 @click.option(
-    "--workflow", type=click.Choice(["standard", "express"]), default="standard", show_default=True
+    "--workflow",
+    type=click.Choice(["auto", "standard", "express"]),
+    default="auto",
+    show_default=True,
+    help="auto: as intake routes jobs (Express up to --express-max-bytes and 32 batches)",
+)
+@click.option(
+    "--express-max-bytes",
+    type=int,
+    default=1024 * 1024,
+    show_default=True,
+    help="the template's ExpressMaxBytes (0: every job on Standard)",
 )
 @click.option("--preprocess-mb-s", type=float, default=None, help="default: BENCHMARKS.md")
 @click.option(
@@ -521,6 +555,7 @@ def cost(
     batch_size: int,
     instance_type: str,
     workflow: str,
+    express_max_bytes: int,
     preprocess_mb_s: float | None,
     endpoint_chunks_per_s: float,
     batching_speedup: float | None,
@@ -530,9 +565,11 @@ def cost(
     GPU bill of a bursty day in both endpoint modes.
 
     \b
-    Tandem: arm64 Lambdas (api, preprocess, deliver: 3 per job); one Standard execution per job
-    of --docs-per-job documents (4 transitions + 2 per batch) or one Express execution; one
-    endpoint call per batch, made by Step Functions (no Lambda waits on the GPU).
+    Tandem: arm64 Lambdas (api, preprocess, deliver: 3 per job, and collect: 1 per batch); one
+    execution per job of --docs-per-job documents, Standard (4 transitions + 2 per batch) and
+    Express ($1 per 1M executions + GB-s of its modelled duration, 100 ms and 64 MB steps) side
+    by side, and the one intake routes the job to; one endpoint call per batch, made by Step
+    Functions (no Lambda waits on the GPU).
     Naive: x86 Lambdas; one Standard execution per document (3 transitions + 1 per chunk); a
     Lambda per chunk that calls the endpoint and waits; one chunk per call, so the GPU needs
     --batching-speedup times the instance-hours.
@@ -558,6 +595,7 @@ def cost(
         batch_size=batch_size,
         instance_type=instance_type,
         workflow=workflow,
+        express_max_bytes=express_max_bytes,
     )
     day = model.BurstyDay(busy_hours=busy_hours)
     click.echo(model.report(workload, measured, model.load_prices(), day))

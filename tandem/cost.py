@@ -7,10 +7,16 @@ endpoint's dynamic-batching speed-up over per-request calls) and from flags othe
 Both designs process the same workload at the same throughput (chunks/s); only how the work is
 packaged differs:
 
-- Tandem: arm64 Lambdas; one Standard execution per job (`docs_per_job` documents): 4 state
-  transitions + 2 per batch of `batch_size` chunks; 3 Lambda invocations per job (api or ingest,
-  preprocess, deliver); one endpoint call per batch, made by Step Functions itself (no Lambda
-  waits on the GPU). `--workflow express` bills the job as an Express execution instead.
+- Tandem: arm64 Lambdas; one execution per job (`docs_per_job` documents); 3 Lambda invocations
+  per job (api or ingest, preprocess, deliver) + 1 per batch of `batch_size` chunks (collect, the
+  last step of each Map child); one endpoint call per batch, made by Step Functions itself (no
+  Lambda waits on the GPU). The execution is a Standard one (4 state transitions + 2 per batch)
+  or an Express one ($1 per 1M executions + GB-s of its billed duration, rounded up to 100 ms,
+  at 64 MB): `workflow` "auto" routes a job as intake does (Express up to `express_max_bytes`
+  of input and `express_max_batches` batches, `choose_workflow`).
+  An Express job's duration is modelled from the same figures as the Lambdas' (each step's
+  Lambda time, one endpoint call per batch, `map_concurrency` at a time) plus Step Functions'
+  own latency per state entered (`sfn_state_ms`, assumed).
 - Naive: x86 Lambdas; one Standard execution per document: 3 transitions (preprocess, map,
   deliver) + 1 per chunk (a Lambda task per chunk that calls the endpoint and waits for it);
   4 invocations per document + 1 per chunk; the endpoint answers one chunk per call, so it
@@ -34,12 +40,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 PRICES = Path(__file__).with_name("prices.json")
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+EXPRESS_DEFINITION = Path(__file__).resolve().parent.parent / "statemachine" / "express.asl.json"
 INSTANCE_PRICE_KEYS = {"ml.g6.xlarge": "sagemaker_ml_g6_xlarge_hour"}
 ASYNC_INSTANCE_PRICE_KEYS = {"ml.g6.xlarge": "sagemaker_ml_g6_xlarge_async_hour"}
 # template.yaml's AsyncHasBacklogWithoutCapacityAlarm: 2 one-minute periods before it scales 0 -> 1
@@ -65,7 +72,10 @@ class Workload:
     docs_per_job: int = 100  # documents per Tandem job (one JSONL upload / SQS message / POST)
     batch_size: int = 64
     instance_type: str = "ml.g6.xlarge"
-    workflow: str = "standard"  # Tandem's workflow: standard or express
+    workflow: str = "standard"  # Tandem's workflow: standard, express, or auto (as intake routes)
+    map_concurrency: int = 8  # MapMaxConcurrency (template default)
+    express_max_bytes: int = 1024 * 1024  # ExpressMaxBytes (template default)
+    express_max_batches: int = 32  # ExpressMaxBatches (template default)
 
     @property
     def chunks_per_document(self) -> float:
@@ -74,6 +84,27 @@ class Workload:
     @property
     def chunks_per_month(self) -> float:
         return self.documents_per_month * self.chunks_per_document
+
+    @property
+    def chunks_per_job(self) -> float:
+        return self.docs_per_job * self.chunks_per_document
+
+    @property
+    def batches_per_job(self) -> int:
+        return math.ceil(self.chunks_per_job / self.batch_size)
+
+    @property
+    def job_bytes(self) -> float:
+        """A job's input as intake sizes it (its documents' UTF-8 bytes; JSONL framing left out)."""
+        return self.docs_per_job * self.document_kb * 1024
+
+    def routed(self) -> str:
+        """The workflow a job of this workload runs on."""
+        if self.workflow != "auto":
+            return self.workflow
+        small = self.job_bytes <= self.express_max_bytes
+        fits = self.batches_per_job <= self.express_max_batches
+        return "express" if self.express_max_bytes > 0 and small and fits else "standard"
 
 
 @dataclass(frozen=True)
@@ -86,9 +117,16 @@ class Measured:
     lambda_overhead_ms: float = 60.0  # per invocation: S3/DynamoDB calls, logging
     deliver_ms_per_chunk: float = 0.05  # assembling JSONL/.npy per chunk
     naive_call_ms: float = 25.0  # a Lambda's wait on one endpoint call (per chunk)
-    express_job_s: float = 30.0  # an Express job's duration (mostly waiting on the endpoint)
+    endpoint_call_ms: float = 20.0  # SageMaker's per-call overhead on top of the batch's GPU time
+    sfn_state_ms: float = 25.0  # Step Functions' own latency per state entered (assumed)
     memory_gb: dict[str, float] = field(
-        default_factory=lambda: {"api": 0.5, "preprocess": 1.769, "deliver": 1.769, "embed": 0.5}
+        default_factory=lambda: {
+            "api": 0.5,
+            "preprocess": 1.769,
+            "collect": 0.5,
+            "deliver": 1.769,
+            "embed": 0.5,
+        }
     )
 
 
@@ -111,37 +149,76 @@ def _lambda_s(_: Measured, ms: float) -> float:
     return ms / 1000.0
 
 
-def tandem_cost(w: Workload, m: Measured, p: dict[str, float]) -> Breakdown:
-    """$ per 1M chunks for the Tandem design."""
-    chunks = 1_000_000.0
-    docs = chunks / w.chunks_per_document
-    jobs = docs / w.docs_per_job
-    batches_per_job = math.ceil(w.docs_per_job * w.chunks_per_document / w.batch_size)
+@dataclass(frozen=True)
+class StepTimes:
+    """Seconds of one Tandem job's steps (each Lambda's billed time, one endpoint call)."""
+
+    api: float
+    preprocess: float
+    collect: float  # one batch
+    deliver: float
+    endpoint: float  # one batch's call, as the Map child waits for it
+
+
+def step_times(w: Workload, m: Measured) -> StepTimes:
+    overhead = m.lambda_overhead_ms / 1000.0
     mb_per_job = w.docs_per_job * w.document_kb / 1024
-    gb_s_price = p["lambda_arm64_gb_s"]
-    api_s = _lambda_s(m, m.lambda_overhead_ms)
-    pre_s = _lambda_s(m, m.lambda_overhead_ms) + mb_per_job / m.preprocess_mb_s
-    chunks_per_job = w.docs_per_job * w.chunks_per_document
-    del_s = _lambda_s(m, m.lambda_overhead_ms + m.deliver_ms_per_chunk * chunks_per_job)
+    batch = min(w.batch_size, w.chunks_per_job)
+    return StepTimes(
+        api=overhead,
+        preprocess=overhead + mb_per_job / m.preprocess_mb_s,
+        collect=overhead + m.deliver_ms_per_chunk * batch / 1000.0,  # writes the batch's shard
+        deliver=overhead,  # the accounting: lists and counts, no vectors
+        endpoint=m.endpoint_call_ms / 1000.0 + batch / m.endpoint_chunks_per_s,
+    )
+
+
+def express_duration_s(w: Workload, m: Measured) -> float:
+    """An Express job's duration: preprocess, the Map (`map_concurrency` batches at a time, each
+    its endpoint call and collect), deliver, and Step Functions' latency per state entered
+    (Preprocess, the Choice, the Map, InvokeEndpoint and CollectBatch per batch, Deliver)."""
+    t = step_times(w, m)
+    rounds = math.ceil(w.batches_per_job / w.map_concurrency)
+    states = 4 + 2 * w.batches_per_job
+    return (
+        t.preprocess
+        + rounds * (t.endpoint + t.collect)
+        + t.deliver
+        + states * m.sfn_state_ms / 1000.0
+    )
+
+
+def express_billed(duration_s: float) -> tuple[float, float]:
+    """(seconds, GB) Express bills for an execution: 100 ms steps, 64 MB steps (the minimum:
+    Tandem's state holds references only)."""
+    return math.ceil(duration_s * 10 - 1e-9) / 10, 0.064
+
+
+def tandem_cost(w: Workload, m: Measured, p: dict[str, float]) -> Breakdown:
+    """$ per 1M chunks for the Tandem design, on the workload's (routed) workflow."""
+    chunks = 1_000_000.0
+    jobs = chunks / w.chunks_per_job
+    batches = w.batches_per_job
+    t = step_times(w, m)
     gb_s = jobs * (
-        api_s * m.memory_gb["api"]
-        + pre_s * m.memory_gb["preprocess"]
-        + del_s * m.memory_gb["deliver"]
+        t.api * m.memory_gb["api"]
+        + t.preprocess * m.memory_gb["preprocess"]
+        + batches * t.collect * m.memory_gb["collect"]
+        + t.deliver * m.memory_gb["deliver"]
     )
     items = {
-        "Lambda GB-s": gb_s * gb_s_price,
-        "Lambda requests": jobs * 3 * p["lambda_request"],
+        "Lambda GB-s": gb_s * p["lambda_arm64_gb_s"],
+        "Lambda requests": jobs * (3 + batches) * p["lambda_request"],
         "API Gateway": jobs * p["apigw_http_request"],
         "SQS": 0.0,  # the API path; an SQS-submitted job costs ~3 requests instead
     }
-    if w.workflow == "express":
+    if w.routed() == "express":
+        seconds, gb = express_billed(express_duration_s(w, m))
         items["Step Functions (Express)"] = jobs * (
-            p["sfn_express_request"] + m.express_job_s * 0.064 * p["sfn_express_gb_s"]
+            p["sfn_express_request"] + seconds * gb * p["sfn_express_gb_s"]
         )
     else:
-        items["Step Functions (Standard)"] = (
-            jobs * (4 + 2 * batches_per_job) * p["sfn_standard_transition"]
-        )
+        items["Step Functions (Standard)"] = jobs * (4 + 2 * batches) * p["sfn_standard_transition"]
     items["GPU instance"] = gpu_cost(chunks, m.endpoint_chunks_per_s, w.instance_type, p)
     return Breakdown(items)
 
@@ -208,42 +285,106 @@ def measured(**overrides: float | None) -> Measured:
 
 
 def table(w: Workload, m: Measured, p: dict[str, float]) -> tuple[str, dict[str, Any]]:
-    t, n = tandem_cost(w, m, p), naive_cost(w, m, p)
-    keys = list(dict.fromkeys([*t.items, *n.items]))
+    """Tandem on Standard and on Express side by side with the naive design; the summary is for
+    the workflow the workload's jobs are routed to (`Workload.routed`)."""
+    standard = tandem_cost(replace(w, workflow="standard"), m, p)
+    express = tandem_cost(replace(w, workflow="express"), m, p)
+    naive = naive_cost(w, m, p)
+    routed = w.routed()
+    keys = list(dict.fromkeys([*standard.items, *express.items, *naive.items]))
+    keys.append(keys.pop(keys.index("GPU instance")))
+    mark = {"standard": " (runs here)" if routed == "standard" else "", "express": ""}
+    mark["express"] = " (runs here)" if routed == "express" else ""
     rows = [
-        f"| line item ($ per 1M chunks) | Tandem ({w.workflow}, arm64) | naive (x86) |",
-        "|---|---:|---:|",
+        f"| line item ($ per 1M chunks) | Tandem Standard{mark['standard']} | "
+        f"Tandem Express{mark['express']} | naive (x86) |",
+        "|---|---:|---:|---:|",
     ]
     for k in keys:
-        rows.append(f"| {k} | {t.items.get(k, 0.0):.4f} | {n.items.get(k, 0.0):.4f} |")
-    ratio = n.cpu / t.cpu if t.cpu else math.inf
+        rows.append(
+            f"| {k} | {standard.items.get(k, 0.0):.4f} | {express.items.get(k, 0.0):.4f} | "
+            f"{naive.items.get(k, 0.0):.4f} |"
+        )
     rows += [
-        f"| **CPU side** (all but the GPU) | **{t.cpu:.4f}** | **{n.cpu:.4f}** |",
-        f"| total | {t.total:.4f} | {n.total:.4f} |",
+        f"| **CPU side** (all but the GPU) | **{standard.cpu:.4f}** | **{express.cpu:.4f}** | "
+        f"**{naive.cpu:.4f}** |",
+        f"| total | {standard.total:.4f} | {express.total:.4f} | {naive.total:.4f} |",
     ]
-    summary = {"tandem_cpu": t.cpu, "naive_cpu": n.cpu, "cpu_ratio": ratio}
+    tandem = express if routed == "express" else standard
+    summary = {
+        "workflow": routed,
+        "tandem_cpu": tandem.cpu,
+        "standard_cpu": standard.cpu,
+        "express_cpu": express.cpu,
+        "naive_cpu": naive.cpu,
+        "cpu_ratio": naive.cpu / tandem.cpu if tandem.cpu else math.inf,
+    }
     return "\n".join(rows), summary
 
 
+def express_retry_backoff_s(definition: Path = EXPRESS_DEFINITION) -> float:
+    """The longest the Map child's InvokeEndpoint Retry can wait between its attempts (each
+    backoff at its cap, full jitter's worst): a throttled batch's extra time, per Map round."""
+    states = json.loads(definition.read_text())["States"]
+    child = states["EmbedBatches"]["ItemProcessor"]["States"]["InvokeEndpoint"]
+    total = 0.0
+    for rule in child["Retry"]:
+        interval, rate = rule.get("IntervalSeconds", 1), rule.get("BackoffRate", 2.0)
+        cap = rule.get("MaxDelaySeconds", math.inf)
+        total = max(
+            total, sum(min(interval * rate**k, cap) for k in range(rule.get("MaxAttempts", 3)))
+        )
+    return total
+
+
+def express_bounds(w: Workload, m: Measured) -> dict[str, float]:
+    """How long the largest job Express takes (`express_max_batches` batches, which
+    `express_max_bytes` of 8 KiB documents stays under) runs, modelled, and at worst: every Map
+    round spending the endpoint Retry's whole backoff. Express stops at 300 s."""
+    largest = replace(w, docs_per_job=max(1, int(w.express_max_bytes // (w.document_kb * 1024))))
+    batches = min(largest.batches_per_job, w.express_max_batches)
+    biggest = replace(
+        largest, docs_per_job=max(1, int(batches * w.batch_size // w.chunks_per_document))
+    )
+    rounds = math.ceil(batches / w.map_concurrency)
+    modelled = express_duration_s(biggest, m)
+    return {
+        "docs": float(biggest.docs_per_job),
+        "batches": float(batches),
+        "rounds": float(rounds),
+        "modelled_s": modelled,
+        "worst_s": modelled + rounds * express_retry_backoff_s(),
+    }
+
+
 def report(w: Workload, m: Measured, p: dict[str, float], day: BurstyDay | None = None) -> str:
-    """`tandem cost`'s output: the workload, the measured inputs, the table, the verdict, then
-    the endpoint modes for a bursty day."""
+    """`tandem cost`'s output: the workload, the measured inputs, the table, the verdict, the
+    Express bound, then the endpoint modes for a bursty day."""
     text, summary = table(w, m, p)
     modes = modes_report(w, m, p, day or BurstyDay(), load_figures())
+    bounds = express_bounds(w, m)
+    per_month = summary["tandem_cpu"] * w.chunks_per_month / 1e6
     return "\n".join(
         [
             f"workload: {w.documents_per_month:,.0f} documents/month of {w.document_kb:g} KiB "
             f"({w.chunks_per_document:g} chunks each, {w.chunks_per_month:,.0f} "
-            f"chunks/month), {w.docs_per_job} documents per job, batch {w.batch_size}, "
-            f"{w.instance_type}",
+            f"chunks/month), {w.docs_per_job} documents per job ({w.job_bytes / 1024:,.0f} KiB, "
+            f"{w.batches_per_job} batches), batch {w.batch_size}, {w.instance_type}",
             f"measured: chunker {m.preprocess_mb_s:g} MB/s, endpoint "
             f"{m.endpoint_chunks_per_s:g} chunks/s batched, batching speed-up "
             f"{m.batching_speedup:g}x",
             text,
+            f"routed to: {summary['workflow']} (Express for jobs of at most "
+            f"{w.express_max_bytes:,} bytes and {w.express_max_batches} batches); an Express job "
+            f"of this workload takes {express_duration_s(w, m):.2f} s (modelled)",
             f"CPU side: naive / Tandem = {summary['cpu_ratio']:.1f}x "
             f"(target >= 20x: {'met' if summary['cpu_ratio'] >= 20 else 'missed'}); "
-            f"per month: Tandem ${summary['tandem_cpu'] * w.chunks_per_month / 1e6:,.2f}, "
+            f"per month: Tandem ${per_month:,.2f}, "
             f"naive ${summary['naive_cpu'] * w.chunks_per_month / 1e6:,.2f}",
+            f"Express bound: its largest job ({bounds['batches']:.0f} batches, "
+            f"{bounds['rounds']:.0f} Map rounds) takes {bounds['modelled_s']:.1f} s modelled, "
+            f"{bounds['worst_s']:.0f} s if every round spends the endpoint retries' whole "
+            f"backoff; Express stops at 300 s",
             "",
             modes,
         ]

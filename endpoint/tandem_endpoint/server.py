@@ -269,7 +269,7 @@ async def _handle(state: EndpointState, request: Request) -> Response:
             if "inputs" in payload:
                 vectors = await state.embed(payload["inputs"])
                 return _inline_response(vectors, payload["encoding"], backend)
-            return await _claim_check(state, backend, payload, malformed=bool(fault))
+            return await _claim_check(state, backend, payload, malformed=fault == "malformed")
     except QueueFullError as exc:
         raise ApiError(429, "queue_full", str(exc)) from None
     except TimeoutError:

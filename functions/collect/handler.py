@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.models import CollectInput
-from tandem_common.observability import logger, traced
+from tandem_common.observability import bind_job, logger, traced
 from tandem_common.settings import get_settings
 from tandem_common.usecases.collect import collect_batch
 from tandem_common.usecases.indexing import Indexer
@@ -27,10 +27,5 @@ indexer = Indexer.from_settings(settings)  # None with VectorIndexing=false; pac
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CollectInput.model_validate(event)
-    result = collect_batch(request, settings, jobs, Storage(), indexer)
-    if not result.ok:
-        logger.info(
-            "batch failed",
-            extra={"job_id": request.job_id, "batch": request.index, "reason": result.reason},
-        )
-    return result.model_dump()
+    bind_job(request.job_id)
+    return collect_batch(request, settings, jobs, Storage(), indexer).model_dump()

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.models import DeliverInput
-from tandem_common.observability import logger, traced
+from tandem_common.observability import bind_job, logger, traced
 from tandem_common.settings import get_settings
 from tandem_common.usecases.deliver import deliver_job
 from tandem_common.usecases.indexing import Indexer
@@ -23,5 +23,6 @@ indexer = Indexer.from_settings(settings)  # None with VectorIndexing=false
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = DeliverInput.model_validate(event)
+    bind_job(request.job_id)
     result = deliver_job(request.job_id, request.batch_results, settings, jobs, Storage(), indexer)
     return result.model_dump()

@@ -8,14 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tandem_common.observability import logger, traced
+from tandem_common.observability import bind_job, job_context, logger, traced
 from tandem_common.usecases.ingest import (
     failure_reason,
     ingest,
@@ -23,23 +17,23 @@ from tandem_common.usecases.ingest import (
     submission_from_object_created,
     submit,
 )
+from tandem_common.usecases.sqs_records import SqsRecord, process_sqs_batch
 
 ingest()  # settings validated at cold start
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+def record_handler(record: SqsRecord) -> dict[str, Any]:
+    message_id = record["messageId"]
     try:
-        submission = submission_from_message(record.body, record.message_id)
-        result = submit(submission=submission)
+        submission = submission_from_message(record["body"], message_id)
+        with job_context(submission.job_id):
+            result = submit(submission=submission)
+            logger.info("job from sqs", extra={"message_id": message_id})
     except Exception as exc:
-        # the batch processor reports the failure; it logs the reason only at DEBUG
         logger.warning(
-            "sqs record failed",
-            extra={"message_id": record.message_id, "reason": failure_reason(exc)},
+            "sqs record failed", extra={"message_id": message_id, "reason": failure_reason(exc)}
         )
         raise
-    logger.info("job from sqs", extra={"job_id": result["job_id"], "message_id": record.message_id})
     return result
 
 
@@ -48,15 +42,12 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ingest().idempotency_config.register_lambda_context(context)
     if "Records" in event:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        )
+        return process_sqs_batch(event, record_handler)
     submission = submission_from_object_created(event)
     if submission is None:
         logger.info("ignored object outside the inbox")
         return {"skipped": True}
+    bind_job(submission.job_id)
     result = submit(submission=submission)
-    logger.info("job from s3", extra={"job_id": result["job_id"]})
+    logger.info("job from s3")
     return result

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tandem_common.adapters.inferences import InferenceStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.models import SubmitInput
-from tandem_common.observability import logger, traced
+from tandem_common.observability import bind_job, logger, traced
 from tandem_common.settings import get_settings
 from tandem_common.usecases.async_inference import submit_batch
 
@@ -28,13 +28,10 @@ inferences = InferenceStore(settings.resources.inference_table)  # client create
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SubmitInput.model_validate(event)
+    bind_job(request.job_id)
     result = submit_batch(request, settings, Storage(), inferences)
     logger.info(
         "batch queued",
-        extra={
-            "job_id": request.job_id,
-            "batch": request.index,
-            "inference_id": result.inference_id,
-        },
+        extra={"batch": request.index, "inference_id": result.inference_id},
     )
     return result.model_dump()

@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         deadline,
         settings,
         jobs,
-        Workflows(settings.resources.state_machine_arn),
+        Workflows.for_settings(settings),
         time_left_ms=context.get_remaining_time_in_millis,
     )
     logger.info(

@@ -9,34 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.observability import logger, traced
 from tandem_common.settings import get_settings
+from tandem_common.usecases.sqs_records import SqsRecord, process_sqs_batch
 from tandem_common.usecases.webhook_delivery import attempt_delivery, webhook_queue
 
 settings = get_settings()  # validated at cold start
 
 jobs = JobStore(settings.resources.jobs_table)  # cheap: its client is created on first use
 queue = webhook_queue(settings)
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> str:
-    return attempt_delivery(record.body, settings, jobs, queue)
+def record_handler(record: SqsRecord) -> str:
+    return attempt_delivery(record["body"], settings, jobs, queue)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    return process_sqs_batch(event, record_handler)

@@ -209,6 +209,7 @@ class LocalCloud:
             self.jobs_table,
             self.state_machine_arn,
             self._async_front.metrics if self._async_front else self._endpoint.metrics,
+            self.express_state_machine_arn,
         )
         self._schedules = Schedules(self.functions, self._lambda)
         if self.start_endpoint:
@@ -426,6 +427,11 @@ class LocalCloud:
         return str(self.resources["PipelineStateMachine"]["arn"])
 
     @property
+    def express_state_machine_arn(self) -> str:
+        """The Express workflow's ARN ("" for a template without one)."""
+        return str(self.resources.get("ExpressStateMachine", {}).get("arn", ""))
+
+    @property
     def lambda_service(self) -> LambdaService:
         assert self._lambda is not None
         return self._lambda
@@ -516,6 +522,10 @@ def serve_until_stopped(cloud: LocalCloud, echo: Callable[[str], Any]) -> None:
     if cloud.seed_path is not None:
         echo(f"seeded from {cloud.seed_path}: {', '.join(cloud.seeded) or 'nothing'}")
     echo(f"logs: {cloud.log_dir}")
+    echo(
+        f"metrics: CloudWatch EMF lines in the function logs ({cloud.log_dir}/<function>.log); "
+        "`tandem local metrics` sums them up"
+    )
     echo("ready; Ctrl-C to stop")
     stop = {"flag": False}
 

@@ -1,8 +1,15 @@
 """Reading jobs, executions and the vector index straight from the local cloud's moto (the demo,
-tests, load, benchmarks)."""
+tests, load, benchmarks).
+
+A job's status is its record's. Whether anything of it still runs is asked of Step Functions
+for a Standard job (DescribeExecution), and of the local cloud's own bookkeeping for an Express
+job (`moto_compat.express_executions`): AWS answers no API call about Express executions, and
+the local cloud refuses them too, so nothing here can lean on them (`history` is Standard's).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -12,6 +19,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from tandem_common.adapters.jobs import to_plain
 from tandem_common.contracts import TERMINAL_STATUSES, JobPaths, execution_arn
 from tandem_common.text.npy import decode_f32
+
+from tandem.local import moto_compat
 
 
 class JobInspector:
@@ -27,6 +36,7 @@ class JobInspector:
         jobs_table: str,
         state_machine_arn: str,
         endpoint_metrics: Callable[[], dict[str, Any]],
+        express_state_machine_arn: str = "",
     ) -> None:
         self.dynamodb = dynamodb
         self.sfn = stepfunctions
@@ -34,6 +44,7 @@ class JobInspector:
         self.bucket = bucket
         self.jobs_table = jobs_table
         self.state_machine_arn = state_machine_arn
+        self.express_state_machine_arn = express_state_machine_arn
         self.endpoint_metrics = endpoint_metrics
 
     def _jsonl(self, key: str) -> list[dict[str, Any]]:
@@ -89,15 +100,27 @@ class JobInspector:
         d = TypeDeserializer()
         return dict(to_plain({k: d.deserialize(v) for k, v in item.items()}))
 
+    def express_executions(self, job_id: str | None = None) -> list[dict[str, str]]:
+        """Express executions (of one job, by name), from the local cloud's bookkeeping."""
+        if not self.express_state_machine_arn:
+            return []
+        runs = moto_compat.express_executions(self.express_state_machine_arn)
+        return [r for r in runs if job_id is None or r["name"] == job_id]
+
     def execution_status(self, job_id: str) -> str | None:
+        """RUNNING while any execution of the job runs, else the last one's status (None: no
+        execution). Standard: DescribeExecution; Express: the local bookkeeping."""
+        statuses = [r["status"] for r in self.express_executions(job_id)]
         arn = execution_arn(self.state_machine_arn, job_id)
-        try:
-            return str(self.sfn.describe_execution(executionArn=arn)["status"])
-        except Exception:
-            return None
+        with contextlib.suppress(Exception):  # no Standard execution of this job
+            statuses.append(str(self.sfn.describe_execution(executionArn=arn)["status"]))
+        if "RUNNING" in statuses:
+            return "RUNNING"
+        return statuses[-1] if statuses else None
 
     def history(self, job_id: str) -> list[dict[str, Any]]:
-        """Every event of the job's execution, page by page."""
+        """Every event of the job's Standard execution, page by page (an Express execution has
+        no history to read: AWS and the local cloud refuse GetExecutionHistory for it)."""
         kwargs: dict[str, Any] = {
             "executionArn": execution_arn(self.state_machine_arn, job_id),
             "maxResults": 1000,
@@ -111,7 +134,7 @@ class JobInspector:
             kwargs["nextToken"] = page["nextToken"]
 
     def done(self, job_id: str) -> dict[str, Any] | None:
-        """The job's item if it is done (terminal record, execution ended), else None."""
+        """The job's item if it is done (terminal record, executions ended), else None."""
         job = self.get(job_id)
         ended = job is not None and job.get("status") in TERMINAL_STATUSES
         return job if ended and self.execution_status(job_id) != "RUNNING" else None
@@ -150,11 +173,11 @@ class JobInspector:
         return found
 
     def running_executions(self) -> int:
-        return len(
-            self.sfn.list_executions(
-                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-            )["executions"]
-        )
+        standard = self.sfn.list_executions(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        )["executions"]
+        express = [r for r in self.express_executions() if r["status"] == "RUNNING"]
+        return len(standard) + len(express)
 
     def drain(self, timeout: float = 120.0) -> None:
         """Wait until no execution runs and the endpoint has nothing in flight."""

@@ -51,6 +51,16 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
     so ``SendTaskSuccess``/``Failure``/``Heartbeat`` are replaced by ``_task_callback``: a closed
     token, or one of an execution that ended, answers ``TaskTimedOut``; an unknown one
     ``InvalidToken``; a heartbeat of a task without ``HeartbeatSeconds`` is accepted, as in AWS.
+13. Express state machines behaved as Standard ones. On AWS (botocore's API reference for each
+    operation): StartExecution is not idempotent for an Express state machine (every call starts
+    an execution, whatever its name), an Express execution's ARN is
+    ``arn:aws:states:<region>:<account>:express:<state machine>:<name>:<id>``, and
+    DescribeExecution, GetExecutionHistory, StopExecution and DescribeStateMachineForExecution do
+    not answer for Express executions (``InvalidArn``), nor ListExecutions for an Express state
+    machine (``StateMachineTypeNotSupported``). moto 5.2.5 deduplicated Express starts by name and
+    answered all of these, so a reader depending on them would pass locally and fail on AWS.
+    ``express_like_aws`` makes the local cloud answer as AWS does; ``express_executions`` is the
+    local cloud's own view of them, for its inspector and tests only (no AWS API gives it).
 
 Error names then follow Step Functions' rule ``<Service>.<ExceptionClass>[Exception]``:
 a modeled error such as ``ModelError`` becomes ``SageMakerRuntime.ModelErrorException``;
@@ -173,6 +183,7 @@ def apply() -> bool:
     _patch_sns_lambda_delivery()
     _patch_send_task_failure()
     _patch_task_tokens()
+    express_like_aws()
     setattr(cls, _APPLIED_MARK, True)
     return True
 
@@ -619,3 +630,124 @@ def add_vector_query() -> None:
 
 def _index_arn(bucket_arn: str | None, index_name: str) -> str:
     return f"{bucket_arn}/index/{index_name}" if bucket_arn else ""
+
+
+EXPRESS_ARN_REFUSED = "Invalid Arn: 'Resource type not valid in this context: express'"
+
+
+def _is_express_arn(arn: str) -> bool:
+    parts = (arn or "").split(":")
+    return len(parts) > 5 and parts[5] == "express"
+
+
+def express_like_aws(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """13. Express executions as AWS runs and refuses them (see the module doc)."""
+    import copy
+    import datetime
+    import json
+    import uuid
+
+    from moto.stepfunctions.exceptions import AWSError, InvalidArn
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as Backend
+
+    if getattr(Backend.start_execution, "_tandem_express", False):
+        return
+
+    class StateMachineTypeNotSupported(AWSError):
+        TYPE = "StateMachineTypeNotSupported"
+        STATUS = 400
+
+    original_start = Backend.start_execution
+
+    def start_execution(
+        self, state_machine_arn, name=None, execution_input=None, trace_header=None
+    ):
+        state_machine = self.describe_state_machine(state_machine_arn)
+        if state_machine.type != "EXPRESS":
+            return original_start(self, state_machine_arn, name, execution_input, trace_header)
+        # moto 5.2.5's start_execution for a Standard state machine, less the name idempotency
+        # and with an Express ARN (a fresh id on every start)
+        input_data = "{}" if execution_input is None else execution_input
+        json.loads(input_data)
+        name = name or str(uuid.uuid4())
+        arn = (
+            f"arn:{self.partition}:states:{self.region_name}:{self.account_id}:express:"
+            f"{state_machine.name}:{name}:{uuid.uuid4()}"
+        )
+        clone = copy.deepcopy(
+            state_machine,
+            {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend},
+        )
+        execution = Execution(
+            name=name,
+            sm_type=clone.sm_type,
+            role_arn=clone.roleArn,
+            exec_arn=arn,
+            account_id=self.account_id,
+            region_name=self.region_name,
+            state_machine=clone,
+            start_date=datetime.datetime.now(tz=datetime.UTC),
+            cloud_watch_logging_session=None,
+            input_data=input_data,
+            trace_header=trace_header,
+            activity_store={},
+        )
+        state_machine.executions.append(execution)
+        execution.start()
+        return execution
+
+    start_execution._tandem_express = True  # type: ignore[attr-defined]
+    patch(Backend, "start_execution", start_execution)
+
+    def refusing(method: str) -> None:
+        original = getattr(Backend, method)
+
+        def refuse_express(self: Any, execution_arn: str, *args: Any, **kwargs: Any) -> Any:
+            if _is_express_arn(execution_arn):
+                raise InvalidArn(EXPRESS_ARN_REFUSED)
+            return original(self, execution_arn, *args, **kwargs)
+
+        patch(Backend, method, refuse_express)
+
+    for method in (
+        "describe_execution",
+        "get_execution_history",
+        "stop_execution",
+        "describe_state_machine_for_execution",
+    ):
+        refusing(method)
+
+    original_list = Backend.list_executions
+
+    def list_executions(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        if self.describe_state_machine(state_machine_arn).type == "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                "This operation is not supported by this type of state machine"
+            )
+        return original_list(self, state_machine_arn, *args, **kwargs)
+
+    patch(Backend, "list_executions", list_executions)
+
+
+def express_executions(state_machine_arn: str) -> list[dict[str, str]]:
+    """The local cloud's Express executions of a state machine: `{executionArn, name, status}`
+    (the local cloud's own bookkeeping; AWS answers no such question)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    out = []
+    for account in list(stepfunctions_parser_backends.values()):
+        for backend in list(account.values()):
+            for sm in list(backend.state_machines):
+                if sm.arn != state_machine_arn:
+                    continue
+                for ex in list(sm.executions):
+                    status = getattr(ex, "exec_status", None)  # the interpreter's Execution
+                    out.append(
+                        {
+                            "executionArn": str(getattr(ex, "exec_arn", "")),
+                            "name": ex.name,
+                            "status": str(getattr(status, "value", status)),
+                        }
+                    )
+    return out

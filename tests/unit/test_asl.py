@@ -1,20 +1,34 @@
-"""statemachine/pipeline.asl.json: structure, retry classes, and the Step Functions limits.
+"""statemachine/pipeline.asl.json: structure, retry classes, and the Step Functions limits;
+statemachine/express.asl.json: the same steps for small jobs, and nothing Express cannot run.
 
 The limits test computes, from the definition's own numbers, the worst case of a 1,000,000-chunk
 job: history events of the parent execution and the largest state payload, and shows both fit
 (25,000 events, 256 KiB). The definition serves both endpoint modes; `rendered(mode)` is it as
 the template's DefinitionSubstitutions make it (EndpointMode=realtime|async).
+
+The two definitions stay one where they share states by a test, not a generator: every state the
+Express workflow has under a Standard state's name must equal it, and only the states Express
+needs of its own (its Map-mode Choice, and the end of a job it does not run) may differ. The one
+documented difference inside a shared state: Express's Map child is Standard's real-time child
+without the async task (`without_async`): no InvokeEndpointAsync state, no Catch to it, no async
+limits in the ItemSelector, StartAt InvokeEndpoint (Express runs no callback task; EndpointMode=
+async sends every job to Standard). A change to a shared step made in one file only fails here,
+and a change Express cannot take (a callback task in the Map child) fails the second test
+instead of being copied blindly.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 from tandem_common import contracts, errors
+from tandem_common.contracts import EXPRESS_MAX_DURATION_S
 
 from tandem.local.template import LocalTemplate
 
@@ -34,9 +48,17 @@ INLINE_MAP_MAX_BATCHES = 100  # preprocess's default (template: INLINE_MAP_MAX_B
 MAX_ERROR_BYTES = 1024  # the endpoint caps its error messages well below this
 
 
+EXPRESS_ONLY = {"ChooseMapMode", "NotRunHere"}  # the Express definition's own states
+
+
 @pytest.fixture(scope="module")
 def asl() -> dict[str, Any]:
     return json.loads((ROOT / "statemachine/pipeline.asl.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def express() -> dict[str, Any]:
+    return json.loads((ROOT / "statemachine/express.asl.json").read_text())
 
 
 def rendered(mode: str) -> dict[str, Any]:
@@ -58,6 +80,22 @@ def _reachable(block: dict[str, Any]) -> set[str]:
     return seen
 
 
+def without_async(state: dict[str, Any]) -> dict[str, Any]:
+    """A Standard state as Express runs it: a Map's child without EndpointMode=async's task (the
+    only difference the two definitions may have in a state they share)."""
+    state = json.loads(json.dumps(state))
+    processor = state.get("ItemProcessor")
+    if processor is None:
+        return state
+    state["ItemSelector"].pop("async")
+    processor["StartAt"] = "InvokeEndpoint"
+    del processor["States"]["InvokeEndpointAsync"]
+    invoke = processor["States"]["InvokeEndpoint"]
+    invoke["Catch"] = [c for c in invoke["Catch"] if c["Next"] != "InvokeEndpointAsync"]
+    invoke.pop("Comment")  # Standard's speaks of the substituted StartAt
+    return state
+
+
 def _walk(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for name, state in states.items():
@@ -67,20 +105,66 @@ def _walk(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def test_every_transition_targets_an_existing_state(asl: dict[str, Any]) -> None:
-    def check(block: dict[str, Any]) -> None:
-        names = set(block["States"])
-        assert block["StartAt"] in names | {"${EndpointStep}"}  # substituted by the template
-        for state in block["States"].values():
-            targets = [state.get("Next"), state.get("Default")]
-            targets += [c["Next"] for c in state.get("Choices", [])]
-            targets += [c["Next"] for c in state.get("Catch", [])]
-            assert {t for t in targets if t} <= names
-            assert state.get("End") or state["Type"] in ("Fail", "Choice") or "Next" in state
-            if "ItemProcessor" in state:
-                check(state["ItemProcessor"])
+def _check_transitions(block: dict[str, Any]) -> None:
+    names = set(block["States"])
+    assert block["StartAt"] in names | {"${EndpointStep}"}  # substituted by the template
+    for state in block["States"].values():
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [c["Next"] for c in state.get("Choices", [])]
+        targets += [c["Next"] for c in state.get("Catch", [])]
+        assert {t for t in targets if t} <= names
+        assert state.get("End") or state["Type"] in ("Fail", "Choice", "Succeed") or "Next" in state
+        if "ItemProcessor" in state:
+            _check_transitions(state["ItemProcessor"])
 
-    check(asl)
+
+def test_every_transition_targets_an_existing_state(
+    asl: dict[str, Any], express: dict[str, Any]
+) -> None:
+    _check_transitions(asl)
+    _check_transitions(express)
+
+
+def test_express_runs_the_standard_steps(asl: dict[str, Any], express: dict[str, Any]) -> None:
+    shared = set(express["States"]) - EXPRESS_ONLY
+    assert shared == {"Preprocess", "EmbedBatches", "Deliver", "RecordFailure", "JobFailed"}
+    for name in sorted(shared):
+        assert express["States"][name] == without_async(asl["States"][name]), name
+    assert express["StartAt"] == asl["StartAt"] == "Preprocess"
+    # only an inline job runs its Map here; preprocess handed anything else to Standard
+    choose = express["States"]["ChooseMapMode"]
+    assert choose["Choices"] == [
+        {"Variable": "$.mode", "StringEquals": "inline", "Next": "EmbedBatches"}
+    ]
+    assert express["States"][choose["Default"]]["Type"] == "Succeed"
+    # preprocess learns which execution runs it (an Express one may hand the job over)
+    payload = asl["States"]["Preprocess"]["Parameters"]["Payload"]
+    assert payload == {"job_id.$": "$.job_id", "execution_arn.$": "$$.Execution.Id"}
+
+
+def test_express_holds_nothing_express_cannot_run(express: dict[str, Any]) -> None:
+    # no Distributed Map parent (ItemReader/ResultWriter, DISTRIBUTED mode), no .sync or
+    # callback tasks, and a timeout within Express's 5 minutes
+    for _, state in _walk(express["States"]):
+        resource = state.get("Resource", "")
+        assert not resource.endswith((".sync", ".sync:2", ".waitForTaskToken")), resource
+        assert "ItemReader" not in state and "ResultWriter" not in state
+        mode = state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode", "INLINE")
+        assert mode == "INLINE"
+    assert express["TimeoutSeconds"] <= EXPRESS_MAX_DURATION_S
+    assert "InvokeEndpointAsync" not in {name for name, _ in _walk(express["States"])}
+
+
+def test_the_template_runs_each_definition_on_its_type() -> None:
+    resources = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+    for logical_id, kind, path in [
+        ("PipelineStateMachine", "STANDARD", "statemachine/pipeline.asl.json"),
+        ("ExpressStateMachine", "EXPRESS", "statemachine/express.asl.json"),
+    ]:
+        props = resources[logical_id]["Properties"]
+        assert props["Type"] == kind and props["DefinitionUri"] == path
+        used = set(re.findall(r"\$\{(\w+)\}", (ROOT / path).read_text()))
+        assert used == set(props["DefinitionSubstitutions"]), logical_id
 
 
 @pytest.mark.parametrize(
@@ -158,7 +242,9 @@ def test_the_gpu_step_calls_the_endpoint_directly_with_claim_check_bodies(
     assert len(invokes) == 2  # inline and distributed Map (real-time mode)
     for task in invokes:
         assert task["Parameters"]["Body.$"] == "States.JsonToString($.request)"
-        assert task["ResultPath"] is None  # the endpoint's answer never grows the state
+        # the endpoint's answer never enters the state: only when the call began (batch latency)
+        assert task["ResultSelector"] == {"sent_at.$": "$$.State.EnteredTime"}
+        assert task["ResultPath"] == "$.timing"
     for name in ("EmbedBatches", "EmbedBatchesDistributed"):
         request = asl["States"][name]["ItemSelector"]["request"]
         assert set(request) == {"inputs_uri.$", "outputs_uri.$"}

@@ -34,7 +34,8 @@ def test_tandem_standard_transitions_and_requests_by_hand() -> None:
     b = cost.tandem_cost(w, cost.Measured(), P)
     jobs = 1_000_000 / 64  # 15,625 jobs per 1M chunks
     assert b.items["Step Functions (Standard)"] == pytest.approx(jobs * 6 * 0.000025)
-    assert b.items["Lambda requests"] == pytest.approx(jobs * 3 * 0.0000002)
+    # api, preprocess, deliver, and collect once per batch (the last step of each Map child)
+    assert b.items["Lambda requests"] == pytest.approx(jobs * 4 * 0.0000002)
     assert b.items["API Gateway"] == pytest.approx(jobs * 0.000001)
 
 
@@ -42,7 +43,8 @@ def test_tandem_lambda_gb_s_by_hand() -> None:
     m = cost.Measured(preprocess_mb_s=1.0, lambda_overhead_ms=100, deliver_ms_per_chunk=0)
     w = cost.Workload(document_kb=1024, chars_per_chunk=1024 * 1024, docs_per_job=1)
     b = cost.tandem_cost(w, m, P)  # 1M jobs of one 1 MiB document, one chunk each
-    per_job = 0.1 * 0.5 + (0.1 + 1.0) * 1.769 + 0.1 * 1.769
+    # api, preprocess (1 MiB at 1 MB/s), collect (its one batch), deliver
+    per_job = 0.1 * 0.5 + (0.1 + 1.0) * 1.769 + 0.1 * 0.5 + 0.1 * 1.769
     assert b.items["Lambda GB-s"] == pytest.approx(1e6 * per_job * 0.0000133334)
 
 
@@ -82,6 +84,55 @@ def test_cpu_side_excludes_gpu_and_ratio_direction() -> None:
     assert math.isfinite(express.cpu)
 
 
+def test_an_express_job_is_billed_per_request_and_its_duration_by_hand() -> None:
+    m = cost.Measured(
+        preprocess_mb_s=1e9,
+        lambda_overhead_ms=100,
+        deliver_ms_per_chunk=0,
+        endpoint_call_ms=20,
+        endpoint_chunks_per_s=1000,
+        sfn_state_ms=25,
+    )
+    w = cost.Workload(document_kb=1, chars_per_chunk=1024, docs_per_job=1, workflow="express")
+    # preprocess 0.1 + one Map round (endpoint 0.02 + 1/1000, collect 0.1) + deliver 0.1, and
+    # 6 states entered (Preprocess, the Choice, the Map, InvokeEndpoint, CollectBatch, Deliver)
+    assert cost.express_duration_s(w, m) == pytest.approx(0.1 + 0.021 + 0.1 + 0.1 + 6 * 0.025)
+    assert cost.express_billed(0.471) == (0.5, 0.064)  # 100 ms steps, the 64 MB minimum
+    assert cost.express_billed(0.5) == (0.5, 0.064)
+    b = cost.tandem_cost(w, m, P)  # 1M jobs of one chunk
+    per_job = P["sfn_express_request"] + 0.5 * 0.064 * P["sfn_express_gb_s"]
+    assert b.items["Step Functions (Express)"] == pytest.approx(1e6 * per_job)
+    assert P["sfn_express_request"] * 1e6 == pytest.approx(1.0)  # $1 per 1M requests
+
+
+def test_auto_routes_a_workload_as_intake_routes_its_jobs() -> None:
+    w = cost.Workload(document_kb=8, workflow="auto")  # 10 chunks per document
+    assert replace(w, docs_per_job=1).routed() == "express"
+    assert replace(w, docs_per_job=128).routed() == "express"  # 1 MiB: at ExpressMaxBytes
+    assert replace(w, docs_per_job=129).routed() == "standard"
+    assert replace(w, docs_per_job=1, express_max_bytes=0).routed() == "standard"  # switched off
+    assert replace(w, docs_per_job=100, express_max_batches=8).routed() == "standard"  # 16 batches
+
+
+@pytest.mark.parametrize("docs_per_job", [1, 10, 100])
+def test_the_cost_targets_as_deployed(docs_per_job: int) -> None:
+    # >= 20x cheaper than the naive design on the CPU side at 1, 10 and 100 documents per job,
+    # and at most $1.00 per 1M chunks at 1 document per job (the template's defaults: auto)
+    w = cost.Workload(docs_per_job=docs_per_job, workflow="auto")
+    _, summary = cost.table(w, cost.measured(), P)
+    assert summary["workflow"] == "express"
+    assert summary["cpu_ratio"] >= 20
+    assert summary["express_cpu"] < summary["standard_cpu"]
+    if docs_per_job == 1:
+        assert summary["tandem_cpu"] <= 1.00
+
+
+def test_the_express_bounds_fit_its_five_minutes() -> None:
+    assert cost.express_retry_backoff_s() == pytest.approx(1 + 2 + 4 + 8 + 16)  # the ASL's
+    bounds = cost.express_bounds(cost.Workload(), cost.measured())
+    assert bounds["batches"] <= 32 and bounds["worst_s"] < 300 / 2
+
+
 def test_measured_figures_parsed_from_benchmarks(tmp_path) -> None:
     doc = tmp_path / "B.md"
     doc.write_text(
@@ -97,6 +148,8 @@ def test_cli_prints_side_by_side() -> None:
     result = CliRunner().invoke(main, ["cost", "--preprocess-mb-s", "10", "--docs-per-job", "50"])
     assert result.exit_code == 0, result.output
     assert "naive (x86)" in result.output and "CPU side: naive / Tandem" in result.output
+    assert "Tandem Standard" in result.output and "Tandem Express (runs here)" in result.output
+    assert "routed to: express" in result.output
 
 
 # ---------------------------------------------------------------------- endpoint modes

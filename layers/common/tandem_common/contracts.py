@@ -58,6 +58,15 @@ def s3_revision(version_id: str | None, etag: str) -> str:
     return version_id if version_id and version_id != "null" else etag.strip('"')
 
 
+# ---------------------------------------------------------------------- entry paths, workflows
+EntryPath = Literal["api", "s3", "sqs"]
+ENTRY_PATHS: tuple[EntryPath, ...] = ("api", "s3", "sqs")
+# Which state machine runs a job (recorded on the job): Standard, or Express for small jobs
+Workflow = Literal["standard", "express"]
+WORKFLOWS: tuple[Workflow, ...] = ("standard", "express")
+EXPRESS_MAX_DURATION_S = 300  # an Express execution ends within 5 minutes, whatever happens
+
+
 # ---------------------------------------------------------------------- executions
 def execution_name(job_id: str) -> str:
     """A job's execution is named by its job id: a second guard against a duplicate job."""
@@ -65,10 +74,18 @@ def execution_name(job_id: str) -> str:
 
 
 def execution_arn(state_machine_arn: str, job_id: str) -> str:
-    """The ARN of a job's Standard execution, derived from its state machine's ARN."""
+    """The ARN of a job's Standard execution, derived from its state machine's ARN. (An Express
+    execution's ARN also holds a random id: only StartExecution's answer gives it.)"""
     return (
         state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + execution_name(job_id)
     )
+
+
+def is_express_execution(arn: str) -> bool:
+    """An Express execution's ARN: `arn:<partition>:states:<region>:<account>:express:<state
+    machine>:<name>:<id>` (a Standard one has `:execution:` there)."""
+    parts = arn.split(":")
+    return len(parts) > 5 and parts[5] == "express"
 
 
 # ---------------------------------------------------------------------- S3 layout
@@ -204,6 +221,29 @@ def input_format(key: str) -> InputFormat:
     if lower.endswith(".json"):
         return "json"
     return "text"
+
+
+# ---------------------------------------------------------------------- failure reasons
+# A failed document's reason (free text, named in `result/failures.jsonl`) by class, for metrics:
+# the first prefix that matches wins. Few classes on purpose (a metric dimension).
+FAILURE_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("endpoint", ("batch failed",)),  # the endpoint call failed (transient: retryable)
+    ("batch_output", ("batch output",)),  # its output was missing or wrong (retryable)
+    ("encoding", ("invalid UTF-8", "invalid UTF-16")),
+    ("bad_text", ("text contains",)),  # NUL bytes, unpaired surrogates
+    ("malformed", ("malformed JSON", "expected ", "'id' must", "'text' must")),
+    ("duplicate_id", ("duplicate document id",)),
+    ("empty", ("empty document",)),
+)
+FAILURE_CLASS_NAMES: tuple[str, ...] = (*(name for name, _ in FAILURE_CLASSES), "other")
+
+
+def failure_class(reason: str) -> str:
+    """The class of a document's failure reason (`FAILURE_CLASS_NAMES`)."""
+    for name, prefixes in FAILURE_CLASSES:
+        if reason.startswith(prefixes):
+            return name
+    return "other"
 
 
 # ---------------------------------------------------------------------- the vector index

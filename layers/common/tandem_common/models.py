@@ -1,15 +1,21 @@
-"""Pydantic models: API requests/responses, job records, state-machine payloads."""
+"""Pydantic models: API requests/responses, job records, state-machine payloads.
 
-from __future__ import annotations
+Every model here derives from this module's `BaseModel`: pydantic's, with `defer_build=True`, so
+a model's validator and serializer are built on its first use, not when a handler is imported:
+each function builds the few models it uses and never the rest (docs/BENCHMARKS.md, "Lambda
+handlers"). Defaults that are models are `default_factory`s for the same reason (an instance made
+at import would build its model). Constraints are `Field(...)`s, also inside `Annotated`, not
+`StringConstraints`/`StrictInt`: those live in `pydantic.types`, a module no function needs
+otherwise. No `from __future__ import annotations` here: pydantic would evaluate every field's
+annotation string again when the class is made (a quarter of this module's import time).
+"""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
+import pydantic
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
-    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -18,16 +24,25 @@ from pydantic_core import PydanticCustomError
 from tandem_common.contracts import (
     TERMINAL_STATUSES,
     WEBHOOK_SECRET_FORMAT,
+    EntryPath,
     JobStatus,
+    Workflow,
     webhook_secret_key,
 )
 
 __all__ = ["TERMINAL_STATUSES", "JobStatus"]  # re-exported: the contracts are their home
 
-JobSource = Literal["api", "s3", "sqs"]
 
-DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")]
+class BaseModel(pydantic.BaseModel):
+    """pydantic's BaseModel, built on first use (see the module doc)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+JobSource: TypeAlias = EntryPath
+
+DocumentId = Annotated[str, Field(min_length=1, max_length=256)]
+S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")]
 
 
 class _Strict(BaseModel):
@@ -49,7 +64,7 @@ class JobOptions(_Strict):
     chunk_tokens: int | None = Field(default=None, ge=32, le=256)
     chunk_overlap: int | None = Field(default=None, ge=0, le=128)
     batch_size: int | None = Field(default=None, ge=1, le=256)
-    webhook_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    webhook_url: Annotated[str, Field(max_length=2048)] | None = None
     webhook_secret: str | None = Field(
         default=None, max_length=256, description=f"Signs the webhook: {WEBHOOK_SECRET_FORMAT}"
     )
@@ -62,7 +77,7 @@ class JobOptions(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _check(self) -> JobOptions:
+    def _check(self) -> "JobOptions":
         if (
             self.chunk_tokens is not None
             and self.chunk_overlap is not None
@@ -87,10 +102,10 @@ class JobCreate(_Strict):
 
     documents: list[Document] | None = Field(default=None, min_length=1, max_length=10_000)
     source: Source | None = None
-    options: JobOptions = JobOptions()
+    options: JobOptions = Field(default_factory=JobOptions)
 
     @model_validator(mode="after")
-    def _one_input(self) -> JobCreate:
+    def _one_input(self) -> "JobCreate":
         if (self.documents is None) == (self.source is None):
             raise ValueError("give exactly one of documents or source")
         return self
@@ -101,20 +116,20 @@ class QueueMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    job_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] | None = None
+    job_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")] | None = None
     documents: list[Document] | None = Field(default=None, min_length=1, max_length=10_000)
     source: Source | None = None
     s3_uri: S3Uri | None = None
-    options: JobOptions = JobOptions()
+    options: JobOptions = Field(default_factory=JobOptions)
 
     @model_validator(mode="after")
-    def _one_input(self) -> QueueMessage:
+    def _one_input(self) -> "QueueMessage":
         given = [x for x in (self.documents, self.source, self.s3_uri) if x is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of documents, source or s3_uri")
         return self
 
-    def as_job_create(self) -> JobCreate:
+    def as_job_create(self) -> "JobCreate":
         source = self.source or (Source(s3_uri=self.s3_uri) if self.s3_uri else None)
         return JobCreate(documents=self.documents, source=source, options=self.options)
 
@@ -174,7 +189,7 @@ class JobRecord(BaseModel):
     source: JobSource
     input_uri: str
     options: ResolvedOptions
-    counts: Counts = Counts()
+    counts: Counts = Field(default_factory=Counts)
     progress: Progress | None = None
     failed_documents: list[DocumentFailure] = []
     manifest_uri: str | None = None
@@ -185,6 +200,7 @@ class JobRecord(BaseModel):
     finished_at: str | None = None
     expires_at: int
     execution_arn: str | None = None
+    workflow: Workflow = "standard"  # the state machine that runs the job (intake decides)
     webhook_url: str | None = None
     webhook_secret: str | None = None
     notified_at: str | None = None
@@ -269,8 +285,8 @@ class RetryAccepted(BaseModel):
 
 
 class UploadRequest(_Strict):
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    content_type: Annotated[str, StringConstraints(max_length=100)] = "application/octet-stream"
+    filename: Annotated[str, Field(min_length=1, max_length=200)]
+    content_type: Annotated[str, Field(max_length=100)] = "application/octet-stream"
 
 
 class UploadTicket(BaseModel):
@@ -298,7 +314,7 @@ class SearchFilter(_Strict):
 
 
 class SearchRequest(_Strict):
-    query: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    query: Annotated[str, Field(min_length=1, max_length=8192)]
     top_k: int = Field(default=10, ge=1, le=SEARCH_MAX_TOP_K)
     filter: SearchFilter | None = None
 
@@ -330,7 +346,7 @@ class DocumentDeleted(BaseModel):
 # --- OpenAI-compatible routes: /v1/embeddings, /v1/models ------------------------------------
 
 EMBEDDINGS_MAX_INPUTS = 256  # a request's texts; more go through a job (POST /v1/jobs)
-NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
 TEXT_ONLY_MESSAGE = (
     "Token arrays are not supported: send text. The model has its own WordPiece tokenizer and "
     "cannot read another tokenizer's token ids (with LangChain's OpenAIEmbeddings, set "
@@ -359,7 +375,7 @@ class EmbeddingsRequest(BaseModel):
     )
     model: str | None = None
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: Annotated[StrictInt, Field(ge=1)] | None = None
+    dimensions: Annotated[int, Field(strict=True, ge=1)] | None = None
     user: str | None = None
 
     @field_validator("input", mode="before")
@@ -446,6 +462,7 @@ class OpenAIErrorBody(BaseModel):
 
 class ExecutionInput(BaseModel):
     job_id: str
+    execution_arn: str = ""  # the running execution's ARN (the Preprocess state passes it)
 
 
 class BatchRef(BaseModel):
@@ -467,7 +484,9 @@ class PreprocessResult(BaseModel):
     manifest_uri: str
     items_key: str  # S3 key (data bucket) of the batch list as a JSON array: the ItemReader input
     max_concurrency: int  # the Map's MaxConcurrencyPath
-    mode: Literal["inline", "distributed"]
+    # on Express only: "standard", the job was handed to the Standard workflow; "done", it had
+    # finished already (a repeated Express execution)
+    mode: Literal["inline", "distributed", "standard", "done"]
     batches: list[BatchRef]
 
 
@@ -492,13 +511,22 @@ class DeliverInput(BaseModel):
     batch_results: list[BatchResult] = []
 
 
+class BatchTiming(BaseModel):
+    """Kept by the Map child's InvokeEndpoint state when the call succeeds."""
+
+    sent_at: str  # ISO-8601: when the InvokeEndpoint state was entered ($$.State.EnteredTime)
+
+
 class CollectInput(BaseModel):
-    """One Map child's batch, after its endpoint call: `error` is set when that call failed."""
+    """One Map child's batch, after its endpoint call: `error` is set when that call failed;
+    `attempt` counts the container 5xx retries the child made."""
 
     job_id: str
     index: int
+    attempt: int = 0
     request: BatchRequest
     error: StepError | None = None
+    timing: BatchTiming | None = None
 
 
 class CollectResult(BaseModel):
@@ -506,6 +534,8 @@ class CollectResult(BaseModel):
     ok: bool
     rows: int = 0
     reason: str | None = None
+    # this call wrote the batch's shard or failure record (not in the step's output)
+    written: bool = Field(default=False, exclude=True)
 
 
 class DeliverResult(BaseModel):
@@ -517,7 +547,7 @@ class DeliverResult(BaseModel):
 
 class FailInput(BaseModel):
     job_id: str
-    error: StepError = StepError()
+    error: StepError = Field(default_factory=StepError)
 
 
 class FailResult(BaseModel):

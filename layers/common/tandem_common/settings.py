@@ -1,9 +1,9 @@
 """Typed settings built once from the environment and validated at cold start.
 
-Domain code receives a `Settings` instance; only this module reads `os.environ`.
+Domain code receives a `Settings` instance; only this module reads `os.environ`. (No
+`from __future__ import annotations`: pydantic would evaluate each field's annotation string
+when the classes are made, at every cold start; see models.py.)
 """
-
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping
@@ -20,7 +20,8 @@ class ResourceNames(BaseModel):
     data_bucket: str = Field(min_length=3)
     jobs_table: str = Field(min_length=1)
     idempotency_table: str = ""
-    state_machine_arn: str = ""
+    state_machine_arn: str = ""  # the Standard workflow
+    express_state_machine_arn: str = ""  # the Express workflow for small jobs ("" : none)
     endpoint_name: str = ""
     event_bus_name: str = "default"
     inference_table: str = ""  # EndpointMode=async: the task token of each try of a batch
@@ -38,10 +39,26 @@ class ChunkingDefaults(BaseModel):
     map_max_concurrency: int = Field(default=8, ge=1, le=40)
 
     @model_validator(mode="after")
-    def _overlap_within_half(self) -> ChunkingDefaults:
+    def _overlap_within_half(self) -> "ChunkingDefaults":
         if self.chunk_overlap > self.chunk_tokens // 2:
             raise ValueError("CHUNK_OVERLAP must be at most CHUNK_TOKENS / 2")
         return self
+
+
+class WorkflowRouting(BaseModel):
+    """Which workflow runs a job (template parameters `ExpressMaxBytes`, `ExpressMaxBatches`).
+
+    A job whose input is known at intake to be at most `express_max_bytes` (an inline job's
+    documents as JSONL; an S3 object's size) runs on the Express workflow; everything else on the
+    Standard one. 0 turns Express off (e.g. when the endpoint is asynchronous: Express cannot
+    wait for a callback). Preprocess hands an Express job with more than `express_max_batches`
+    batches to the Standard workflow. The defaults come from `tandem cost` (README, "Cost").
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    express_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    express_max_batches: int = Field(default=32, ge=1, le=100)
 
 
 # Seconds between webhook attempts: the Standard Webhooks spec's example schedule (about 3 days).
@@ -151,14 +168,20 @@ class Settings(BaseModel):
 
     resources: ResourceNames
     chunking: ChunkingDefaults = ChunkingDefaults()
+    routing: WorkflowRouting = WorkflowRouting()
     webhooks: WebhookPolicy = WebhookPolicy()
     model: ServedModel = ServedModel()
     vectors: VectorIndexing = VectorIndexing()
     async_inference: AsyncInference = AsyncInference()
     job_ttl_days: int = Field(default=30, ge=1)
 
+    @property
+    def express_enabled(self) -> bool:
+        """Small jobs may run on Express: its state machine is given and ExpressMaxBytes > 0."""
+        return bool(self.resources.express_state_machine_arn) and self.routing.express_max_bytes > 0
+
     @classmethod
-    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+    def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
         def pick(*names: str) -> dict[str, str]:
             return {n.lower(): env[n] for n in names if env.get(n, "") != ""}
 
@@ -168,6 +191,7 @@ class Settings(BaseModel):
                 "JOBS_TABLE",
                 "IDEMPOTENCY_TABLE",
                 "STATE_MACHINE_ARN",
+                "EXPRESS_STATE_MACHINE_ARN",
                 "ENDPOINT_NAME",
                 "EVENT_BUS_NAME",
                 "INFERENCE_TABLE",
@@ -179,6 +203,7 @@ class Settings(BaseModel):
                 "INLINE_MAP_MAX_BATCHES",
                 "MAP_MAX_CONCURRENCY",
             ),
+            "routing": pick("EXPRESS_MAX_BYTES", "EXPRESS_MAX_BATCHES"),
             "webhooks": pick(
                 "ALLOW_PRIVATE_WEBHOOKS",
                 "WEBHOOK_QUEUE_URL",

@@ -28,7 +28,12 @@ def cloud():
     with LocalCloud(
         template=template,
         stack_name=STACK,
-        parameter_overrides={"WebhookRetrySchedule": WEBHOOK_RETRY_SCHEDULE},
+        # Every job on the Standard workflow here (ExpressMaxBytes=0, the switch): these tests
+        # read Standard executions' histories; test_local_express.py runs Express in its own
+        parameter_overrides={
+            "WebhookRetrySchedule": WEBHOOK_RETRY_SCHEDULE,
+            "ExpressMaxBytes": "0",
+        },
     ) as c:
         yield c
 

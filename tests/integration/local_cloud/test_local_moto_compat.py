@@ -541,3 +541,57 @@ def test_an_sns_lambda_subscription_is_delivered_by_its_route():
     from aws_lambda_powertools.utilities.data_classes import SNSEvent
 
     assert next(SNSEvent(event).records).sns.message == '{"inferenceId": "x"}'
+
+
+def test_express_executions_are_started_and_refused_as_aws_does():
+    """Gap 13: every StartExecution of an Express state machine starts one (no dedupe by name),
+    with an Express ARN; DescribeExecution, GetExecutionHistory, StopExecution refuse Express
+    executions (InvalidArn) and ListExecutions an Express state machine; Standard unchanged."""
+    from moto import mock_aws
+
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        role = "arn:aws:iam::123456789012:role/x"
+        express = sfn.create_state_machine(
+            name="small", definition=definition, roleArn=role, type="EXPRESS"
+        )["stateMachineArn"]
+        standard = sfn.create_state_machine(name="big", definition=definition, roleArn=role)[
+            "stateMachineArn"
+        ]
+        body = json.dumps({"job_id": "j1"})
+        first = sfn.start_execution(stateMachineArn=express, name="j1", input=body)
+        second = sfn.start_execution(stateMachineArn=express, name="j1", input=body)
+        arns = [first["executionArn"], second["executionArn"]]
+        assert arns[0] != arns[1]
+        for arn in arns:
+            assert arn.startswith("arn:aws:states:us-east-1:123456789012:express:small:j1:")
+
+        def code(call):
+            with pytest.raises(ClientError) as caught:
+                call()
+            return caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+
+        refused = ("InvalidArn", moto_compat.EXPRESS_ARN_REFUSED)
+        assert code(lambda: sfn.describe_execution(executionArn=arns[0])) == refused
+        assert code(lambda: sfn.get_execution_history(executionArn=arns[0])) == refused
+        assert code(lambda: sfn.stop_execution(executionArn=arns[0])) == refused
+        assert code(lambda: sfn.list_executions(stateMachineArn=express))[0] == (
+            "StateMachineTypeNotSupported"
+        )
+        # the local cloud's own view: both ran
+        for _ in range(400):
+            runs = moto_compat.express_executions(express)
+            if all(r["status"] != "RUNNING" for r in runs):
+                break
+            time.sleep(0.05)
+        assert sorted(r["executionArn"] for r in runs) == sorted(arns)
+        assert {r["status"] for r in runs} == {"SUCCEEDED"}
+        # Standard: idempotent by name, described and listed as before
+        one = sfn.start_execution(stateMachineArn=standard, name="j1", input=body)["executionArn"]
+        assert ":execution:big:j1" in one
+        assert sfn.describe_execution(executionArn=one)["name"] == "j1"
+        assert [e["name"] for e in sfn.list_executions(stateMachineArn=standard)["executions"]] == [
+            "j1"
+        ]

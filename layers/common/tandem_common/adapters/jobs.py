@@ -120,6 +120,12 @@ class JobStore:
             {},
         )
 
+    def set_workflow(self, job_id: str, workflow: str) -> None:
+        """The state machine that runs the job from now on (an Express job handed to Standard)."""
+        self._update(
+            job_id, {"workflow": workflow, "updated_at": utc_now()}, "attribute_exists(job_id)", {}
+        )
+
     def mark_running(self, job_id: str) -> JobRecord:
         """QUEUED→RUNNING (a repeat while RUNNING is allowed: preprocess retries)."""
         now = utc_now()
@@ -237,6 +243,24 @@ class JobStore:
         if webhook_result is not None:
             sets["webhook_result"] = webhook_result
         self._update(job_id, sets, "attribute_exists(job_id)", {})
+
+    def claim_notification(self, job_id: str, owner: str, now: float, lease_s: float) -> bool:
+        """Take the job's notification for `lease_s` seconds: True for the one caller that may
+        publish it, while it is not done (`notified_at`) and nobody else holds a live claim
+        (`notify_claim`: `{owner, until}` epoch s). A claim whose holder died expires."""
+        return self._conditional_update(
+            job_id,
+            UpdateExpression="SET #c = :claim",
+            ConditionExpression=(
+                "attribute_exists(job_id) AND attribute_not_exists(notified_at) "
+                "AND (attribute_not_exists(#c) OR #c.#until < :now)"
+            ),
+            ExpressionAttributeNames={"#c": "notify_claim", "#until": "until"},
+            ExpressionAttributeValues=_values(
+                claim={"owner": owner, "until": Decimal(str(round(now + lease_s, 3)))},
+                now=Decimal(str(round(now, 3))),
+            ),
+        )
 
     def add_retry(self, job_id: str, retry_id: str) -> bool:
         """Add `retry_id` to the job's `retries`, once: a repeat fails the condition (a no-op).

@@ -101,14 +101,18 @@ class Storage:
         self.client.upload_fileobj(file, bucket, key, ExtraArgs={"ContentType": content_type})
 
     def exists(self, uri: str) -> bool:
+        return self.size(uri) is not None
+
+    def size(self, uri: str) -> int | None:
+        """The object's size in bytes (a HEAD), or None when there is no such object."""
         bucket, key = parse_s3_uri(uri)
         try:
-            self.client.head_object(Bucket=bucket, Key=key)
+            head = self.client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:
             if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return False
+                return None
             raise
-        return True
+        return int(head["ContentLength"])
 
     def modified_at(self, uri: str) -> float | None:
         """The object's LastModified (epoch seconds), or None when it does not exist."""

@@ -1,10 +1,13 @@
-"""The api function's resolver: routes, OpenAPI at /openapi.json, Swagger UI at /docs, and the
-one place where errors become responses.
+"""The api function's app: the routes, the OpenAPI document at /openapi.json and Swagger UI at
+/docs, and the one place where errors become responses.
 
 Errors are `{"error": {"code", "message"}}`: malformed JSON 400, validation 422, unknown 404,
 oversized 413, endpoint trouble 502/503, anything unexpected 500. On the OpenAI-compatible paths
 (`openai_compat.py`) every error is OpenAI's `{"error": {"message", "type", "param", "code"}}`
 instead, and validation is a 400 as OpenAI answers it (the SDKs raise `BadRequestError`).
+
+The OpenAPI document is a file, `openapi.json` next to this module, written by `openapi.py` from
+these same routes (`make openapi`; a test keeps it current): nothing builds it at run time.
 """
 
 from __future__ import annotations
@@ -12,24 +15,32 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-
 from tandem_common.api import openai_compat, search
+from tandem_common.api.http import (
+    APPLICATION_JSON,
+    TEXT_HTML,
+    App,
+    NotFoundError,
+    RequestValidationError,
+    Response,
+)
 from tandem_common.api.routes import check_body_size, router
 from tandem_common.errors import MalformedRequest, TandemError
 from tandem_common.observability import logger
 from tandem_common.settings import get_settings
 
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")  # written by openapi.py
+TITLE, VERSION = "Tandem API", "1.0.0"
+
 settings = get_settings()  # validated at cold start
-app = APIGatewayHttpResolver(enable_validation=True)
+app = App()
 app.include_router(router)
 app.include_router(openai_compat.router)
 app.include_router(search.router)
-app.enable_swagger(path="/docs", title="Tandem API", version="1.0.0")
 
 
 def error_body(
@@ -43,19 +54,36 @@ def error_body(
 def error_response(status: int, code: str, message: str, param: str | None = None) -> Response[Any]:
     return Response(
         status_code=status,
-        content_type=content_types.APPLICATION_JSON,
+        content_type=APPLICATION_JSON,
         body=error_body(app.current_event.path, status, code, message, param),
     )
 
 
+@lru_cache(maxsize=1)
+def openapi_text() -> str:
+    return OPENAPI_FILE.read_text()
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_json() -> Response[Any]:
-    schema = json.loads(app.get_openapi_json_schema(title="Tandem API", version="1.0.0"))
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=openai_compat.without_validation_422(schema),
+    return Response(status_code=200, content_type=APPLICATION_JSON, body=openapi_text())
+
+
+@app.get("/docs", include_in_schema=False)
+def swagger_ui() -> Response[Any]:
+    """Swagger UI for the document, with the page Powertools generates (imported only here: the
+    only request that needs it)."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as ui
+
+    assets = Path(ui.__file__).parent
+    html = ui.generate_swagger_html(
+        openapi_text().replace("</", "<\\/"),  # the spec sits in a <script>: never close it
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
     )
+    return Response(status_code=200, content_type=TEXT_HTML, body=html)
 
 
 @app.exception_handler(TandemError)
@@ -123,7 +151,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         body = error_body(event.get("rawPath", ""), exc.status, exc.code, exc.message, exc.param)
         return {
             "statusCode": exc.status,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "headers": {"Content-Type": APPLICATION_JSON},
             "body": json.dumps(body),
             "isBase64Encoded": False,
         }

@@ -15,13 +15,10 @@ import urllib.parse
 from array import array
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
 
 from tandem_common.adapters.endpoint import invoke_inline
+from tandem_common.api.http import APPLICATION_JSON, Body, Path, Response, Router
 from tandem_common.errors import BadRequest, EndpointError, ModelNotFound
 from tandem_common.models import (
     EmbeddingItem,
@@ -40,7 +37,7 @@ from tandem_common.text.wordpiece import SPECIAL_TOKENS, count_tokens
 OWNED_BY = "tandem"
 _BIG_ENDIAN = sys.byteorder == "big"
 
-router = APIGatewayHttpRouter()
+router = Router()
 
 
 def is_openai_path(path: str) -> bool:
@@ -56,9 +53,9 @@ def openai_error(status: int, code: str, message: str, param: str | None = None)
     return OpenAIErrorBody(error=info).model_dump(mode="json")
 
 
-def _responses(ok_model: type[BaseModel], *errors: int) -> dict[int, OpenAPIResponse]:
-    json_ct = content_types.APPLICATION_JSON
-    out: dict[int, OpenAPIResponse] = {
+def _responses(ok_model: type[BaseModel], *errors: int) -> dict[int, dict[str, Any]]:
+    json_ct = APPLICATION_JSON
+    out: dict[int, dict[str, Any]] = {
         200: {"description": "OK", "content": {json_ct: {"model": ok_model}}}
     }
     for code in (400, 413, 500, *errors):  # 400 also for what other routes answer with 422
@@ -79,7 +76,7 @@ def without_validation_422(schema: dict[str, Any]) -> dict[str, Any]:
 def _ok(model: BaseModel) -> Response[Any]:
     return Response(
         status_code=200,
-        content_type=content_types.APPLICATION_JSON,
+        content_type=APPLICATION_JSON,
         body=model.model_dump(mode="json"),
     )
 

@@ -11,18 +11,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel
-
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
+from tandem_common.api.http import APPLICATION_JSON, Body, Header, Path, Query, Response, Router
 from tandem_common.contracts import JobPaths, api_job_id, s3_uri
 from tandem_common.errors import InvalidRequest, JobNotFinished, JobNotFound, PayloadTooLarge
 from tandem_common.models import (
     TERMINAL_STATUSES,
+    BaseModel,
     Downloads,
     JobAccepted,
     JobCreate,
@@ -38,7 +34,7 @@ from tandem_common.models import (
     UploadTicket,
 )
 from tandem_common.models import ErrorInfo as _ErrorInfo
-from tandem_common.observability import logger
+from tandem_common.observability import bind_job, logger
 from tandem_common.settings import Settings, get_settings
 from tandem_common.usecases.intake import JobIntake
 from tandem_common.usecases.retry import RetryService
@@ -50,7 +46,7 @@ DOWNLOAD_URL_TTL_S = 3600
 MAX_SHARDS_PAGE = 1000
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
-router = APIGatewayHttpRouter()
+router = Router()
 
 
 class ErrorBody(BaseModel):
@@ -59,10 +55,10 @@ class ErrorBody(BaseModel):
     error: _ErrorInfo
 
 
-def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, OpenAPIResponse]:
+def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, dict[str, Any]]:
     """OpenAPI responses of a route: its success model and the error codes it can answer."""
-    json_ct = content_types.APPLICATION_JSON
-    out: dict[int, OpenAPIResponse] = {
+    json_ct = APPLICATION_JSON
+    out: dict[int, dict[str, Any]] = {
         ok: {"description": "OK", "content": {json_ct: {"model": model}}}
     }
     for code in (400, 413, 422, 500, *errors):
@@ -106,7 +102,7 @@ def check_body_size(path: str, body: str | None) -> None:
 def _json(status: int, model: Any) -> Response[Any]:
     return Response(
         status_code=status,
-        content_type=content_types.APPLICATION_JSON,
+        content_type=APPLICATION_JSON,
         body=model.model_dump(mode="json", exclude_none=False),
     )
 
@@ -121,8 +117,9 @@ def create_job(
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
 ) -> Response[Any]:
     job_id = api_job_id(idempotency_key) if idempotency_key else str(uuid.uuid4())
+    bind_job(job_id)
     job = services().intake.submit(job_id, request, source="api")
-    logger.info("job accepted", extra={"job_id": job.job_id, "status": job.status})
+    logger.info("job accepted", extra={"status": job.status, "workflow": job.workflow})
     return _json(202, JobAccepted(job_id=job.job_id, status=job.status, links=_job_link(job_id)))
 
 
@@ -252,7 +249,8 @@ def retry_job(
         raise JobNotFound(f"job {job_id} not found") from None
     svc = services()
     accepted = RetryService(svc.settings, svc.store, svc.storage).retry(job_id, idempotency_key)
-    logger.info("retry accepted", extra={"job_id": accepted.job_id, "retry_of": job_id})
+    bind_job(accepted.job_id)
+    logger.info("retry accepted", extra={"retry_of": job_id})
     return _json(202, accepted)
 
 

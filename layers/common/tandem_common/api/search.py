@@ -11,10 +11,7 @@ import urllib.parse
 from functools import lru_cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-
+from tandem_common.api.http import Body, Path, Response, Router
 from tandem_common.api.routes import _json, _responses
 from tandem_common.models import DocumentDeleted, SearchRequest, SearchResponse
 from tandem_common.settings import Settings, get_settings
@@ -24,7 +21,7 @@ from tandem_common.usecases.search import SearchService
 
 MAX_ENCODED_ID = 3 * 4 * MAX_ID_LENGTH  # the longest id, every UTF-8 byte percent-encoded
 
-router = APIGatewayHttpRouter()
+router = Router()
 
 
 @lru_cache(maxsize=1)

@@ -10,19 +10,35 @@ failure record `batches/failed/batch-N.json` with the reason instead. With index
 batch's chunks go into the vector index before the shard is written (`indexing.py`); a batch
 that cannot be indexed fails with the reason. Re-running it is a no-op once the shard exists,
 and otherwise writes the same keys again, so retries and at-least-once children are safe.
+
+The batch's metrics are emitted by the call that wrote its shard or failure record: its latency
+(from the InvokeEndpoint state's start, `timing.sent_at`, to its shard written), the container
+5xx retries the child made (`attempt`), and whether the endpoint throttled it to failure. The
+Retry field's own retries (throttling, 503s) happen inside Step Functions and reach no code:
+the dashboard shows SageMaker's invocation errors for those.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from array import array
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import Storage
 from tandem_common.contracts import JobPaths
 from tandem_common.models import CollectInput, CollectResult, StepError
+from tandem_common.observability import (
+    BATCH_LATENCY,
+    ENDPOINT_RETRIES,
+    ENDPOINT_THROTTLES,
+    emit,
+    logger,
+)
 from tandem_common.settings import Settings
 from tandem_common.text.npy import NpyError, decode_f32, encode_f32
 from tandem_common.usecases.indexing import Indexer
@@ -84,11 +100,30 @@ def collect_batch(
     store: JobStore,
     storage: Storage,
     indexer: Indexer | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CollectResult:
     paths = JobPaths(settings.resources.data_bucket, request.job_id)
     result = collect_into_shard(paths, request.index, request.error, storage, indexer)
     store.record_batch_done(request.job_id)
+    if result.written:
+        batch_metrics(request, result, clock())
+    if not result.ok:
+        logger.info("batch failed", extra={"batch": request.index, "reason": result.reason})
     return result
+
+
+def is_throttling(error: StepError) -> bool:
+    return "Throttl" in f"{error.Error} {error.Cause or ''}"
+
+
+def batch_metrics(request: CollectInput, result: CollectResult, now: float) -> None:
+    if request.attempt:
+        emit(ENDPOINT_RETRIES, request.attempt)
+    if request.error is not None and not result.ok and is_throttling(request.error):
+        emit(ENDPOINT_THROTTLES)
+    if result.ok and request.timing is not None:
+        sent = datetime.fromisoformat(request.timing.sent_at.replace("Z", "+00:00"))
+        emit(BATCH_LATENCY, max(0.0, round((now - sent.timestamp()) * 1000, 1)))
 
 
 def collect_into_shard(
@@ -122,9 +157,9 @@ def collect_into_shard(
             )
             if failure is not None:
                 record_batch_failure(paths, index, failure.reason, storage, failure.index_written)
-                return CollectResult(index=index, ok=False, reason=failure.reason)
+                return CollectResult(index=index, ok=False, reason=failure.reason, written=True)
             storage.put_bytes(paths.uri(paths.shard_npy(index)), matrix, NPY)
             storage.put_bytes(shard_jsonl, jsonl, JSONL)
-            return CollectResult(index=index, ok=True, rows=count)
+            return CollectResult(index=index, ok=True, rows=count, written=True)
     record_batch_failure(paths, index, reason, storage)
-    return CollectResult(index=index, ok=False, reason=reason)
+    return CollectResult(index=index, ok=False, reason=reason, written=True)

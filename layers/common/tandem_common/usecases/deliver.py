@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import JsonlUpload, Storage
-from tandem_common.contracts import JobPaths, s3_uri
+from tandem_common.contracts import JobPaths, failure_class, s3_uri
 from tandem_common.models import (
     BatchResult,
     Counts,
@@ -43,7 +43,7 @@ from tandem_common.settings import Settings
 from tandem_common.text.npy import NpyError, decode_f32, encode_f32, shape_and_offset
 from tandem_common.usecases.collect import collect_into_shard
 from tandem_common.usecases.indexing import Indexer
-from tandem_common.usecases.notifications import notify_job_finished
+from tandem_common.usecases.notifications import notify_job_finished, record_job_end
 
 COLLECT_WORKERS = 16
 UNINDEX_GROUP = 1000  # failed documents removed from the vector index per round of calls
@@ -166,6 +166,7 @@ def deliver_job(
     strip: dict[int, set[str]] = defaultdict(set)
     documents = chunks = embedded = failed = removed = 0
     first_failures: list[dict[str, Any]] = []
+    failed_by_class: Counter[str] = Counter()
     to_unindex: dict[str, int] = {}  # failed documents this job may have written to the index
 
     def unindex() -> None:
@@ -177,6 +178,7 @@ def deliver_job(
     def fail(failures: JsonlUpload, doc_id: str, reason: str) -> None:
         nonlocal failed
         failed += 1
+        failed_by_class[failure_class(reason)] += 1
         failures.write({"id": doc_id, "reason": reason})
         if len(first_failures) < 100:
             first_failures.append({"id": doc_id, "reason": reason})
@@ -262,10 +264,11 @@ def deliver_job(
         [DocumentFailure.model_validate(f) for f in first_failures],
         error,
     )
+    if changed:
+        record_job_end(status, embedded, failed_by_class)
     logger.info(
         "delivered",
         extra={
-            "job_id": job_id,
             "status": status,
             **counts.model_dump(),
             "shards": len(shards),

@@ -11,7 +11,7 @@ from tandem_common.adapters.jobs import JobStore
 from tandem_common.models import ErrorInfo, FailResult, StepError
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
-from tandem_common.usecases.notifications import notify_job_finished
+from tandem_common.usecases.notifications import notify_job_finished, record_job_end
 
 MAX_MESSAGE = 1000
 
@@ -32,8 +32,11 @@ def record_failure(
     job_id: str, error: StepError, settings: Settings, store: JobStore
 ) -> FailResult:
     job, changed = store.mark_failed(job_id, error_info(error))
+    if changed:
+        record_job_end("FAILED")
     logger.info(
-        "job failed", extra={"job_id": job.job_id, "status": job.status, "changed": changed}
+        "job failed",
+        extra={"status": job.status, "changed": changed, "error": error_info(error).code},
     )
     if job.status == "FAILED":
         notify_job_finished(job, settings, store)

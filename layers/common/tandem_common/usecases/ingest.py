@@ -8,14 +8,13 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-from pydantic import BaseModel, ValidationError
+from pydantic import Field, ValidationError
 
 from tandem_common.adapters.aws import error_code
 from tandem_common.adapters.idempotency import persistence_layer
 from tandem_common.contracts import is_inbox_key, s3_job_id, s3_revision, s3_uri, sqs_job_id
 from tandem_common.errors import TandemError
-from tandem_common.models import JobCreate, JobSource, QueueMessage, Source
+from tandem_common.models import BaseModel, JobCreate, JobSource, QueueMessage, Source
 from tandem_common.settings import Settings, get_settings
 from tandem_common.usecases.intake import JobIntake
 
@@ -28,6 +27,31 @@ class Submission(BaseModel):
     job_id: str
     source: JobSource
     request: JobCreate
+    size_hint: int | None = None  # the source object's size, when the event carries it
+
+
+class _S3Bucket(BaseModel):
+    name: str
+
+
+class _S3Object(BaseModel):
+    key: str
+    size: int | None = None
+    etag: str = ""
+    version_id: str | None = Field(default=None, alias="version-id")
+
+
+class _S3Detail(BaseModel):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class ObjectCreated(BaseModel):
+    """The fields ingest reads of EventBridge's S3 "Object Created" event. (Powertools'
+    `S3EventNotificationEventBridgeModel` says the same, but importing it builds every parser
+    model Powertools has: a cold-start cost, docs/BENCHMARKS.md.)"""
+
+    detail: _S3Detail
 
 
 @dataclass(frozen=True)
@@ -48,7 +72,9 @@ def ingest() -> Ingest:
 
 
 def _submit(submission: Submission) -> dict[str, Any]:
-    job = ingest().intake.submit(submission.job_id, submission.request, submission.source)
+    job = ingest().intake.submit(
+        submission.job_id, submission.request, submission.source, submission.size_hint
+    )
     return {"job_id": job.job_id, "status": job.status}
 
 
@@ -73,13 +99,13 @@ def submit(submission: Submission) -> dict[str, Any]:
 
 def submission_from_object_created(event: dict[str, Any]) -> Submission | None:
     """EventBridge S3 "Object Created" → a job for `inbox/` keys of the data bucket; else None."""
-    parsed = S3EventNotificationEventBridgeModel.model_validate(event)
+    parsed = ObjectCreated.model_validate(event)
     bucket, obj = parsed.detail.bucket.name, parsed.detail.object
     if bucket != ingest().settings.resources.data_bucket or not is_inbox_key(obj.key):
         return None  # another bucket, outside inbox/, or a "folder" placeholder
     job_id = s3_job_id(bucket, obj.key, s3_revision(obj.version_id, obj.etag))
     request = JobCreate(source=Source(s3_uri=s3_uri(bucket, obj.key)))
-    return Submission(job_id=job_id, source="s3", request=request)
+    return Submission(job_id=job_id, source="s3", request=request, size_hint=obj.size)
 
 
 def submission_from_message(body: str, message_id: str) -> Submission:

@@ -9,6 +9,13 @@ per-document and per-batch lists are spooled to S3 as they grow. Writes, per bat
 `batches/items.json` (the Distributed Map's ItemReader input) and a small
 `batches/manifest.json`; returns refs only. A job with no valid document still goes on
 (batch_count 0): deliver then marks it FAILED, listing every document, so nothing is lost.
+
+Run by the Express workflow (its execution ARN says so), a job with more batches than
+ExpressMaxBatches (or than an inline Map takes) is handed to the Standard workflow
+(`intake.hand_to_standard`), which runs it from the start: mode `standard`, and the Express
+execution ends there. Its files are rewritten, the same, by the Standard run. Express runs an
+execution at least once: a repeat that starts after its job finished finds nothing to do (mode
+`done`) and ends there too.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from collections.abc import Iterator
 
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.storage import JsonlUpload, PutPool, Storage, encode_jsonl
-from tandem_common.contracts import JobPaths, input_format, parse_s3_uri
+from tandem_common.adapters.workflows import Workflows
+from tandem_common.contracts import JobPaths, input_format, is_express_execution, parse_s3_uri
+from tandem_common.errors import InvalidTransition
 from tandem_common.models import BatchRef, Counts, PreprocessResult
 from tandem_common.observability import logger
 from tandem_common.settings import Settings
 from tandem_common.text.chunking import Batch, BatchPlacer, chunk_text
 from tandem_common.text.decoding import InputDocument, Parsed, iter_jsonl, parse_input
 from tandem_common.text.normalise import normalise_text
+from tandem_common.usecases.intake import hand_to_standard
 
 JSONL = "application/x-ndjson"
 
@@ -78,9 +88,29 @@ class BatchWriter:
 
 
 def preprocess_job(
-    job_id: str, settings: Settings, store: JobStore, storage: Storage
+    job_id: str,
+    settings: Settings,
+    store: JobStore,
+    storage: Storage,
+    execution_arn: str = "",
+    workflows: Workflows | None = None,
 ) -> PreprocessResult:
-    job = store.mark_running(job_id)
+    express = is_express_execution(execution_arn)
+    try:
+        job = store.mark_running(job_id)
+    except InvalidTransition:
+        if not express:
+            raise
+        logger.info("job already finished: this run of its Express execution ends here")
+        return PreprocessResult(
+            job_id=job_id,
+            batch_count=0,
+            manifest_uri="",
+            items_key="",
+            max_concurrency=settings.chunking.map_max_concurrency,
+            mode="done",
+            batches=[],
+        )
     options = job.options
     paths = JobPaths(settings.resources.data_bucket, job_id)
     placer = BatchPlacer(options.batch_size)
@@ -135,10 +165,14 @@ def preprocess_job(
     )
     store.record_counts(job_id, counts, batches=len(refs))
     inline = len(refs) <= settings.chunking.inline_map_max_batches
+    mode = "inline" if inline else "distributed"
+    if express and (not inline or len(refs) > settings.routing.express_max_batches):
+        hand_to_standard(job_id, workflows or Workflows.for_settings(settings), store)
+        mode = "standard"
     logger.info(
         "preprocessed",
         extra={
-            "job_id": job_id,
+            "mode": mode,
             "documents": documents,
             "rejected": rejected,
             "chunks": placer.placed,
@@ -153,8 +187,8 @@ def preprocess_job(
         manifest_uri=manifest_uri,
         items_key=paths.key(paths.batch_items),
         max_concurrency=settings.chunking.map_max_concurrency,
-        mode="inline" if inline else "distributed",
-        batches=refs if inline else [],
+        mode=mode,
+        batches=refs if mode == "inline" else [],
     )
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem_common.adapters.jobs import JobStore, utc_now
-from tandem_common.adapters.storage import Storage
+from tandem_common.adapters.storage import Storage, encode_jsonl
 from tandem_common.adapters.workflows import Workflows
 from tandem_common.contracts import JobPaths, parse_s3_uri, retry_job_id
 from tandem_common.errors import InvalidRequest, TandemError
@@ -37,7 +37,7 @@ from tandem_common.models import DocumentFailure, JobLinks, JobRecord, RetryAcce
 from tandem_common.settings import Settings
 from tandem_common.text.decoding import InputDocument, parse_input
 from tandem_common.text.normalise import normalise_text
-from tandem_common.usecases.intake import start_job_execution
+from tandem_common.usecases.intake import choose_workflow, create_job, start_job_execution
 
 __all__ = ["RetryService", "is_transient", "plan_retry", "retry_job_id"]
 
@@ -139,7 +139,7 @@ class RetryService:
         self.settings = settings
         self.store = store
         self.storage = storage
-        self.workflows = workflows or Workflows(settings.resources.state_machine_arn)
+        self.workflows = workflows or Workflows.for_settings(settings)
 
     def retry(self, job_id: str, idempotency_key: str | None = None) -> RetryAccepted:
         """Create (or find) the retry job of `job_id` and make sure its execution is started."""
@@ -168,12 +168,15 @@ class RetryService:
                     f"permanent reasons and would fail again ({example})"
                 )
             input_uri = paths.uri(paths.input_documents)
-            self.storage.put_jsonl(
-                input_uri, ({"id": d.id, "text": d.text} for d in plan.documents)
-            )
+            data = encode_jsonl({"id": d.id, "text": d.text} for d in plan.documents)
+            self.storage.put_bytes(input_uri, data, "application/x-ndjson")
             self.storage.put_json(paths.uri(RETRY_INFO), info)
             now = utc_now()
-            job, _ = self.store.create(
+            workflow = choose_workflow(
+                self.settings, len(data), len(plan.documents), original.options.batch_size
+            )
+            job = create_job(
+                self.store,
                 JobRecord(
                     job_id=rid,
                     status="QUEUED",
@@ -183,10 +186,11 @@ class RetryService:
                     created_at=now,
                     updated_at=now,
                     expires_at=int(time.time()) + self.settings.job_ttl_days * 86400,
+                    workflow=workflow,
                     webhook_url=original.webhook_url,
                     webhook_secret=original.webhook_secret,
                     retry_of=job_id,
-                )
+                ),
             )
         else:
             raw = self.storage.get_bytes_if_exists(paths.uri(RETRY_INFO))

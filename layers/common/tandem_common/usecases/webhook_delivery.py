@@ -31,15 +31,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tandem_common.adapters.events import job_event_detail
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.queues import Queue
 from tandem_common.adapters.webhooks import HttpResult, send_signed
 from tandem_common.contracts import webhook_event_type, webhook_message_id
-from tandem_common.models import JobRecord, WebhookOutcome, WebhookState
-from tandem_common.observability import logger
+from tandem_common.models import BaseModel, JobRecord, WebhookOutcome, WebhookState
+from tandem_common.observability import WEBHOOK_ATTEMPTS, emit, job_context, logger
 from tandem_common.settings import Settings
 
 MAX_RETRY_AFTER_S = 86400  # a receiver's Retry-After is honoured up to a day
@@ -160,7 +160,20 @@ def attempt_delivery(
     message or when the attempt cannot be recorded or the next one queued: the message comes
     back, and after the queue's maxReceiveCount it is in the webhook DLQ."""
     message = WebhookMessage.model_validate_json(body)
-    log = {"job_id": message.job_id, "attempt": message.attempt}
+    with job_context(message.job_id):
+        return _attempt(message, settings, store, queue, send, clock, jitter)
+
+
+def _attempt(
+    message: WebhookMessage,
+    settings: Settings,
+    store: JobStore,
+    queue: Queue,
+    send: Sender,
+    clock: Callable[[], float],
+    jitter: Callable[[], float],
+) -> AttemptResult:
+    log = {"attempt": message.attempt}
     job = store.get(message.job_id)
     current = job.webhook if job is not None else None
     if job is None or current is None or not job.webhook_url or not job.webhook_secret:
@@ -193,6 +206,7 @@ def attempt_delivery(
     if not store.record_webhook_attempt(message.job_id, outcome):
         logger.info("webhook attempt recorded by another consumer", extra=log)
         return "skipped"
+    emit(WEBHOOK_ATTEMPTS, Outcome="retrying" if outcome.state == "pending" else outcome.state)
     logger.info(
         "webhook attempt",
         extra={**log, "state": outcome.state, "status": result.status, "error": result.error},
