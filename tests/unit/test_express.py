@@ -217,7 +217,7 @@ def test_concurrent_runs_notify_once(cloud: None, monkeypatch: pytest.MonkeyPatc
     # runs of deliver finishing the same job at once (Express ran its execution twice)
     from tandem.local import moto_compat
 
-    moto_compat.serialise_dynamodb_writes(monkeypatch.setattr)  # DynamoDB's item atomicity
+    moto_compat.serialise_dynamodb_items(monkeypatch.setattr)  # DynamoDB's item atomicity
     job = finished(JOB)
     settings, store, events = get_settings(), JobStore(JOBS_TABLE), RecordingEvents()
     results = race([lambda: notify_job_finished(job, settings, store, events)] * 4)
