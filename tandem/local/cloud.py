@@ -125,6 +125,7 @@ class LocalCloud:
         self._api: LocalHttpApi | None = None
         self._endpoint: EndpointProcess | None = None
         self._pollers: list[Any] = []
+        self._sns_deliveries: list[SnsLambdaDelivery] = []
         self._schedules: Schedules | None = None
         self._saved_env: dict[str, str | None] = {}
         self._faults: Faults | None = None
@@ -306,6 +307,7 @@ class LocalCloud:
             if any(ev.type == "SNS" for ev in spec.events):
                 delivery = SnsLambdaDelivery(spec.name, self.lambda_service.invoke)
                 moto_compat.route_sns_to_lambda(spec.arn, delivery)
+                self._sns_deliveries.append(delivery)
 
     def _start_pollers(self) -> None:
         s3 = self.client("s3")
@@ -359,6 +361,9 @@ class LocalCloud:
             self._async_front = None
         for spec in self.functions.values():
             moto_compat.route_sns_to_lambda(spec.arn, None)
+        for delivery in self._sns_deliveries:
+            delivery.close()  # before the Lambda service stops
+        self._sns_deliveries = []
         if self._endpoint is not None:
             self._endpoint.stop()
         if self._lambda:

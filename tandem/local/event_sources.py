@@ -407,6 +407,7 @@ class SnsLambdaDelivery:
         self.delivered = 0
         self.failed = 0
         self._threads: list[threading.Thread] = []
+        self._closed = threading.Event()
 
     def __call__(
         self,
@@ -421,8 +422,18 @@ class SnsLambdaDelivery:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def close(self, timeout: float = 60.0) -> None:
+        """No further attempts; wait (bounded) for the invocations under way, so none reaches a
+        Lambda service that has stopped."""
+        self._closed.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def _deliver(self, event: dict[str, Any]) -> None:
         for attempt in range(3):
+            if self._closed.is_set():
+                return
             result = self.invoke(self.function, event)
             if not getattr(result, "error_type", None):
                 self.delivered += 1
@@ -433,5 +444,5 @@ class SnsLambdaDelivery:
                 attempt + 1,
                 getattr(result, "payload", {}).get("errorType"),
             )
-            time.sleep(self.retry_s * (attempt + 1))
+            self._closed.wait(self.retry_s * (attempt + 1))
         self.failed += 1
