@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tandem_common.adapters import aws
 from tandem_common.contracts import parse_s3_uri, utf8_encodable
@@ -105,25 +105,22 @@ class Storage:
 
     def size(self, uri: str) -> int | None:
         """The object's size in bytes (a HEAD), or None when there is no such object."""
-        bucket, key = parse_s3_uri(uri)
-        try:
-            head = self.client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
-        return int(head["ContentLength"])
+        head = self._head(uri)
+        return None if head is None else int(head["ContentLength"])
 
     def modified_at(self, uri: str) -> float | None:
         """The object's LastModified (epoch seconds), or None when it does not exist."""
+        head = self._head(uri)
+        return None if head is None else float(head["LastModified"].timestamp())
+
+    def _head(self, uri: str) -> dict[str, Any] | None:
         bucket, key = parse_s3_uri(uri)
         try:
-            head = self.client.head_object(Bucket=bucket, Key=key)
+            return cast(dict[str, Any], self.client.head_object(Bucket=bucket, Key=key))
         except Exception as exc:
             if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
-        return float(head["LastModified"].timestamp())
 
     def presign_get(self, uri: str, expires_in: int = 3600) -> str:
         bucket, key = parse_s3_uri(uri)
