@@ -74,7 +74,7 @@ def test_resources_come_from_the_template():
         == "arn:aws:sqs:us-east-1:123456789012:tplcheck-JobDeadLetterQueue"
     )
     assert int(redrive["maxReceiveCount"]) == 3
-    assert [m["name"] for m in machines] == ["tplcheck-pipeline"]
+    assert sorted(m["name"] for m in machines) == ["tplcheck-express", "tplcheck-pipeline"]
     definition = tpl.state_machine_definition("PipelineStateMachine")
     assert (
         "arn:aws:lambda:us-east-1:123456789012:function:tplcheck-PreprocessFunction" in definition
