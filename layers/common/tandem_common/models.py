@@ -11,7 +11,8 @@ method names the code and its readers know from pydantic (`model_validate`, `mod
   message ends with where the problem is (`... - at `$.options.chunk_tokens``):
   `validation_errors` turns it into pydantic-style `{"type", "loc", "msg"}` dicts.
 - Numbers given as strings are accepted, as pydantic's lax mode did (`strict=False`); a bool is
-  never an int.
+  never an int. A string with a lone surrogate (not Unicode, so never UTF-8) is refused anywhere
+  in the data, each one reported (`UnencodableText`), as pydantic refused them.
 - Constructing a model directly (`JobRecord(...)`) does not check constraints: code builds its
   own records; everything from outside (requests, messages, events, table items) goes through
   `model_validate`.
@@ -44,6 +45,8 @@ class Model(msgspec.Struct, kw_only=True):
 
     @classmethod
     def model_validate(cls, data: object) -> Self:
+        if where := _lone_surrogates(data):
+            raise UnencodableText(where)
         return msgspec.convert(data, cls, strict=False)
 
     @classmethod
@@ -67,6 +70,41 @@ class Model(msgspec.Struct, kw_only=True):
         return msgspec.structs.replace(self, **(update or {}))
 
 
+class UnencodableText(ValidationError):
+    """Strings with a lone surrogate (JSON's `\\ud800` escapes, say): not Unicode text, so never
+    UTF-8 either. Every such string is reported, at its place (`locations`)."""
+
+    MESSAGE = "not valid Unicode text: it has a lone surrogate (U+D800 to U+DFFF)"
+
+    def __init__(self, locations: list[tuple[str | int, ...]]) -> None:
+        super().__init__(f"{self.MESSAGE} - at {len(locations)} place(s)")
+        self.locations = locations
+
+
+def _lone_surrogates(value: object, at: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Where `value` (parsed JSON) holds a string, or a key, that cannot be encoded as UTF-8."""
+    if isinstance(value, str):
+        return [] if value.isascii() or _encodable(value) else [at]
+    found: list[tuple[str | int, ...]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _encodable(key):
+                found.append((*at, key))
+            found += _lone_surrogates(item, (*at, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _lone_surrogates(item, (*at, i))
+    return found
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
@@ -83,10 +121,15 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """msgspec's error (it reports the first problem) as pydantic-style dicts: `type` (`missing`,
-    `extra_forbidden`, `invalid_input` or `invalid`), `loc` (field names and list indexes) and
-    `msg`."""
+    `extra_forbidden`, `invalid_input`, `string_unicode` or `invalid`), `loc` (field names and
+    list indexes) and `msg`."""
     if isinstance(exc, InvalidInput):
         return [{"type": "invalid_input", "loc": ("input",), "msg": str(exc)}]
+    if isinstance(exc, UnencodableText):
+        return [
+            {"type": "string_unicode", "loc": loc, "msg": UnencodableText.MESSAGE}
+            for loc in exc.locations
+        ]
     found = _AT.match(str(exc))
     assert found is not None  # the pattern matches any text
     msg, path = found["msg"], found["path"] or ""
