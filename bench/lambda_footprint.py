@@ -110,8 +110,12 @@ def build_standin() -> tuple[Path, Path, Path]:
     return layer / "python", runtime, compare
 
 
-def time_import(statement: str, path: list[Path], env_vars: dict[str, str]) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+def time_import(statement: str, path: list[Path], env_vars: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of `statement` in a fresh process."""
+    code = (
+        "import time; t, c = time.perf_counter(), time.process_time(); "
+        f"{statement}; print(time.perf_counter() - t, time.process_time() - c)"
+    )
     # No .pyc written while measuring: /var/task and /opt are read-only in Lambda, so only the
     # bytecode shipped in the artefact counts (the layer ships it; function code is compiled).
     env = {
@@ -126,7 +130,8 @@ def time_import(statement: str, path: list[Path], env_vars: dict[str, str]) -> f
     out = subprocess.run([*PY313, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{statement} failed with {path}:\n{out.stderr}")
-    return float(out.stdout.strip()) * 1000
+    wall, cpu = out.stdout.split()
+    return float(wall) * 1000, float(cpu) * 1000
 
 
 def main() -> None:
@@ -154,7 +159,10 @@ def main() -> None:
         "+ pydantic": f"import boto3; {logger}; import pydantic.main, pydantic.fields",
     }
     envs = function_env()
-    samples: dict[str, list[float]] = {**{k: [] for k in steps}, **{f: [] for f in functions}}
+    samples: dict[str, list[tuple[float, float]]] = {
+        **{k: [] for k in steps},
+        **{f: [] for f in functions},
+    }
     for _ in range(args.runs):
         for name, stmt in steps.items():
             path = [layer, runtime, *([compare] if name == "+ pydantic" else [])]
@@ -163,8 +171,12 @@ def main() -> None:
             samples[fn].append(
                 time_import("import handler", [BUILD / fn, layer, runtime], envs[fn])
             )
-    median = {k: statistics.median(v) for k, v in samples.items()}
-    base = median["boto3"]
+    # CPU time is what the target is judged on: on a machine shared with other work, wall time
+    # also counts the time the process waited for a CPU (which hits a handler and boto3 alike
+    # only on average). Wall time is shown beside it.
+    median = {k: statistics.median(c for _, c in v) for k, v in samples.items()}
+    wall = {k: statistics.median(w for w, _ in v) for k, v in samples.items()}
+    base, wall_base = median["boto3"], wall["boto3"]
 
     lines = [
         "### Lambda handlers: cold import and artefact size",
@@ -174,22 +186,26 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the end: other work shares them), python3.13 "
         "(x86_64 twin of the arm64 layer, built by the same layers/common/Makefile); median of "
         f"{args.runs} fresh processes each, interleaved; no bytecode written while measuring "
-        "(read-only like Lambda: the layer's shipped .pyc count, function code compiles)",
-        f"- `import boto3` alone: {base:.0f} ms; the floor every handler shares: "
+        "(read-only like Lambda: the layer's shipped .pyc count, function code compiles); "
+        "times are CPU time (user + system) of the import, wall time beside it",
+        f"- `import boto3` alone: {base:.0f} ms CPU ({wall_base:.0f} ms wall); the floor every "
+        "handler shares: "
         f"+ Powertools Logger and metrics {median['+ powertools']:.0f} ms "
         f"({median['+ powertools'] / base:.2f}x), + msgspec (the models) "
         f"{median['+ msgspec']:.0f} ms ({median['+ msgspec'] / base:.2f}x). For comparison, "
         f"Powertools + pydantic 2.13 (not in the layer; the models were pydantic's before) "
         f"{median['+ pydantic']:.0f} ms ({median['+ pydantic'] / base:.2f}x)",
         "",
-        "| function | cold import ms | ratio to `import boto3` | target ≤ 1.5x | unzipped code KB |",
-        "|---|---:|---:|---|---:|",
+        "| function | cold import CPU ms | ratio to `import boto3` | target ≤ 1.5x "
+        "| wall ms | wall ratio | unzipped code KB |",
+        "|---|---:|---:|---|---:|---:|---:|",
     ]
     for fn in functions:
         ratio = median[fn] / base
         verdict = "met" if ratio <= 1.5 else f"missed by {(ratio - 1.5) * base:.0f} ms"
         lines.append(
-            f"| {fn} | {median[fn]:.0f} | {ratio:.2f} | {verdict} | {size_kb(BUILD / fn):.1f} |"
+            f"| {fn} | {median[fn]:.0f} | {ratio:.2f} | {verdict} | {wall[fn]:.0f} "
+            f"| {wall[fn] / wall_base:.2f} | {size_kb(BUILD / fn):.1f} |"
         )
     layer_mb = size_kb(BUILD / "CommonLayer") / 1024
     lines += [
