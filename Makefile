@@ -66,8 +66,8 @@ hadolint: venv
 build: venv
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build --parallel
 
-# The api's OpenAPI document (layers/common/tandem_common/api/openapi.json), from its routes with
-# Powertools' generator; the api serves the file. tests/unit/test_api_openapi.py keeps it current.
+# The api's OpenAPI document (layers/common/tandem_common/api/openapi.json), from its routes and
+# models (msgspec's JSON Schema); the api serves the file. tests/unit/test_api_openapi.py keeps it current.
 openapi: venv
 	$(BIN)/python -m tandem_common.api.openapi
 

@@ -37,6 +37,7 @@ HEAVY = {
     "tandem_common.api.openapi": "the OpenAPI generator: the document is a file",
     "asyncio": "asyncio: nothing in a handler is async",
     "numpy": "numpy: the layer writes .npy with the standard library",
+    "pydantic": "pydantic: the layer's models and settings are msgspec structs (models.py)",
 }
 # what only some functions need
 NEEDED_BY = {

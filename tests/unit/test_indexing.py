@@ -30,7 +30,7 @@ from tandem_common.adapters.storage import Storage
 from tandem_common.adapters.vectors import VectorIndex, WritePacer, put_calls
 from tandem_common.contracts import JobPaths
 from tandem_common.errors import VectorIndexBusy, VectorIndexError
-from tandem_common.models import JobCreate, Source
+from tandem_common.models import JobCreate, JobOptions, Source
 from tandem_common.settings import get_settings
 from tandem_common.usecases.collect import collect_into_shard
 from tandem_common.usecases.deliver import deliver_job
@@ -56,7 +56,7 @@ def prepare(job_id: str, docs: list[dict[str, str]], **options: Any) -> Any:
     key = f"inbox/{job_id}/docs.jsonl"
     body = "\n".join(json.dumps(d) for d in docs).encode()
     boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
-    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=options)
+    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=JobOptions(**options))
     JobIntake(get_settings()).submit(job_id, request, "s3")
     pre = preprocess_job(job_id, get_settings(), JobStore(JOBS_TABLE), Storage())
     return pre

@@ -146,7 +146,7 @@ def test_concurrent_mark_running_and_repeated_terminal_writes(cloud: None) -> No
 
 
 def _queued_job(job_id: str) -> None:
-    from tandem_common.models import JobCreate, Source
+    from tandem_common.models import JobCreate, JobOptions, Source
     from tandem_common.settings import get_settings
     from tandem_common.usecases.intake import JobIntake
 
@@ -155,7 +155,9 @@ def _queued_job(job_id: str) -> None:
     boto3.client("s3").put_object(
         Bucket=BUCKET, Key=key, Body="\n".join(json.dumps(d) for d in docs).encode()
     )
-    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options={"batch_size": 2})
+    request = JobCreate(
+        source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=JobOptions(batch_size=2)
+    )
     JobIntake(get_settings()).submit(job_id, request, "s3")
 
 

@@ -23,7 +23,7 @@ from conftest import (
 )
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.contracts import deterministic_job_id
-from tandem_common.models import JobCreate, Source
+from tandem_common.models import JobCreate, JobOptions, Source
 from tandem_common.settings import get_settings
 
 JOB = "0b9e6d3c-5f1a-4c2e-9a7b-1d2e3f405162"
@@ -44,7 +44,7 @@ def queued_job(job_id: str, key: str, data: bytes, **options: Any) -> None:
     from tandem_common.usecases.intake import JobIntake
 
     put(key, data)
-    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=options)
+    request = JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/{key}"), options=JobOptions(**options))
     JobIntake(get_settings()).submit(job_id, request, "s3")
 
 
@@ -430,7 +430,9 @@ def test_deliver_queues_the_webhook_and_a_failed_attempt_does_not_fail_the_job(
 
     JobIntake(get_settings()).submit(
         JOB,
-        JobCreate(source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/docs.jsonl"), options=opts),
+        JobCreate(
+            source=Source(s3_uri=f"s3://{BUCKET}/inbox/u/docs.jsonl"), options=JobOptions(**opts)
+        ),
         "s3",
     )
     pre = run_preprocess(load_handler, lambda_context, event)

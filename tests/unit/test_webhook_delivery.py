@@ -15,14 +15,13 @@ from typing import Any
 import boto3
 import pytest
 from conftest import JOBS_TABLE
-from pydantic import ValidationError
 from samtranslator.yaml_helper import yaml_parse
 from standardwebhooks import Webhook
 from tandem_common.adapters.jobs import JobStore, utc_now
 from tandem_common.adapters.queues import Queue
 from tandem_common.adapters.webhooks import HttpResult
 from tandem_common.contracts import webhook_message_id
-from tandem_common.models import Counts, JobRecord, ResolvedOptions, WebhookOutcome
+from tandem_common.models import Counts, JobRecord, ResolvedOptions, ValidationError, WebhookOutcome
 from tandem_common.settings import Settings, get_settings
 from tandem_common.usecases.webhook_delivery import (
     attempt_delivery,

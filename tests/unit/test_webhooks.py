@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import trustme
-from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 from tandem_common.adapters import webhooks
 from tandem_common.adapters.webhooks import (
@@ -31,7 +30,7 @@ from tandem_common.adapters.webhooks import (
 )
 from tandem_common.contracts import webhook_message_id, webhook_secret_key
 from tandem_common.errors import WebhookRefused
-from tandem_common.models import JobOptions
+from tandem_common.models import JobOptions, ValidationError
 
 from tandem.local.http_server import BackgroundHttpServer
 
@@ -111,7 +110,7 @@ def test_whsec_secrets_of_24_to_64_bytes_are_accepted(secret: str) -> None:
 )
 def test_other_secrets_get_an_error_naming_the_format(secret: str) -> None:
     with pytest.raises(ValidationError) as info:
-        JobOptions(webhook_url="https://x.example/", webhook_secret=secret)
+        JobOptions.model_validate({"webhook_url": "https://x.example/", "webhook_secret": secret})
     message = str(info.value)
     assert "webhook_secret must be a Standard Webhooks secret: 'whsec_' followed by" in message
     assert "24 to 64 random bytes" in message

@@ -1,24 +1,25 @@
 """Typed settings built once from the environment and validated at cold start.
 
-Domain code receives a `Settings` instance; only this module reads `os.environ`. (No
-`from __future__ import annotations`: pydantic would evaluate each field's annotation string
-when the classes are made, at every cold start; see models.py.)
+Domain code receives a `Settings` instance; only this module reads `os.environ`. The settings are
+frozen msgspec structs (models.py says why not pydantic): `Settings.from_mapping` validates the
+environment's strings into them, each constraint a `Meta`, each cross-field rule a
+`__post_init__`; a bad value is a `ValidationError` naming the setting.
 """
 
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import msgspec
+from msgspec import Meta, field
 
 
-class ResourceNames(BaseModel):
+class ResourceNames(msgspec.Struct, kw_only=True, frozen=True):
     """Names/ARNs of the AWS resources the functions talk to."""
 
-    model_config = ConfigDict(frozen=True)
-
-    data_bucket: str = Field(min_length=3)
-    jobs_table: str = Field(min_length=1)
+    data_bucket: Annotated[str, Meta(min_length=3)]
+    jobs_table: Annotated[str, Meta(min_length=1)]
     idempotency_table: str = ""
     state_machine_arn: str = ""  # the Standard workflow
     express_state_machine_arn: str = ""  # the Express workflow for small jobs ("" : none)
@@ -27,25 +28,21 @@ class ResourceNames(BaseModel):
     inference_table: str = ""  # EndpointMode=async: the task token of each try of a batch
 
 
-class ChunkingDefaults(BaseModel):
+class ChunkingDefaults(msgspec.Struct, kw_only=True, frozen=True):
     """Default job options (a job's own `options` override them)."""
 
-    model_config = ConfigDict(frozen=True)
+    batch_size: Annotated[int, Meta(ge=1, le=256)] = 64
+    chunk_tokens: Annotated[int, Meta(ge=32, le=256)] = 256
+    chunk_overlap: Annotated[int, Meta(ge=0)] = 32
+    inline_map_max_batches: Annotated[int, Meta(ge=1)] = 100
+    map_max_concurrency: Annotated[int, Meta(ge=1, le=40)] = 8
 
-    batch_size: int = Field(default=64, ge=1, le=256)
-    chunk_tokens: int = Field(default=256, ge=32, le=256)
-    chunk_overlap: int = Field(default=32, ge=0)
-    inline_map_max_batches: int = Field(default=100, ge=1)
-    map_max_concurrency: int = Field(default=8, ge=1, le=40)
-
-    @model_validator(mode="after")
-    def _overlap_within_half(self) -> "ChunkingDefaults":
+    def __post_init__(self) -> None:
         if self.chunk_overlap > self.chunk_tokens // 2:
             raise ValueError("CHUNK_OVERLAP must be at most CHUNK_TOKENS / 2")
-        return self
 
 
-class WorkflowRouting(BaseModel):
+class WorkflowRouting(msgspec.Struct, kw_only=True, frozen=True):
     """Which workflow runs a job (template parameters `ExpressMaxBytes`, `ExpressMaxBatches`).
 
     A job whose input is known at intake to be at most `express_max_bytes` (an inline job's
@@ -55,125 +52,96 @@ class WorkflowRouting(BaseModel):
     batches to the Standard workflow. The defaults come from `tandem cost` (README, "Cost").
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    express_max_bytes: int = Field(default=1024 * 1024, ge=0)
-    express_max_batches: int = Field(default=32, ge=1, le=100)
+    express_max_bytes: Annotated[int, Meta(ge=0)] = 1024 * 1024
+    express_max_batches: Annotated[int, Meta(ge=1, le=100)] = 32
 
 
 # Seconds between webhook attempts: the Standard Webhooks spec's example schedule (about 3 days).
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 
-class WebhookPolicy(BaseModel):
+class WebhookPolicy(msgspec.Struct, kw_only=True, frozen=True):
     """Where webhooks may go and how they are retried (template: `WebhookRetrySchedule`)."""
-
-    model_config = ConfigDict(frozen=True)
 
     allow_private_webhooks: bool = False
     webhook_queue_url: str = ""  # the webhook queue (attempts, with per-message DelaySeconds)
     # delays before attempt 2, 3, ...: one attempt more than delays; "5,300,..." in the env
-    webhook_retry_schedule: tuple[int, ...] = Field(
-        default=DEFAULT_WEBHOOK_RETRY_SCHEDULE, max_length=30
+    webhook_retry_schedule: Annotated[tuple[int, ...], Meta(max_length=30)] = (
+        DEFAULT_WEBHOOK_RETRY_SCHEDULE
     )
-    webhook_timeout_s: float = Field(default=15.0, gt=0, le=30)  # the spec: 15 to 30 s
+    webhook_timeout_s: Annotated[float, Meta(gt=0, le=30)] = 15.0  # the spec: 15 to 30 s
 
-    @field_validator("webhook_retry_schedule", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(int(part) for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("webhook_retry_schedule")
-    @classmethod
-    def _within_a_week(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 <= delay <= 7 * 86400 for delay in value):
+    def __post_init__(self) -> None:
+        if any(not 0 <= delay <= 7 * 86400 for delay in self.webhook_retry_schedule):
             raise ValueError("WEBHOOK_RETRY_SCHEDULE delays must be 0 to 604800 seconds")
-        return value
 
     @property
     def max_attempts(self) -> int:
         return len(self.webhook_retry_schedule) + 1
 
 
-class ServedModel(BaseModel):
+class ServedModel(msgspec.Struct, kw_only=True, frozen=True):
     """The model the endpoint serves, as the OpenAI-compatible routes name and describe it
     (`/v1/embeddings`, `/v1/models`). Set by the api function's environment in template.yaml;
     change it with the endpoint's model (`EndpointModelDataUrl`)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    name: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    name: Annotated[str, Meta(min_length=1)] = "all-MiniLM-L6-v2"
     # Other names a request's `model` may use (MODEL_ALIASES, comma-separated); answered as `name`.
     aliases: tuple[str, ...] = ()
-    dimensions: int = Field(default=384, ge=1)
+    dimensions: Annotated[int, Meta(ge=1)] = 384
     # True only for a model trained so that a prefix of its vector is itself an embedding
     # (Matryoshka), e.g. nomic-embed-text-v1.5. Then `dimensions` below the model's is served
     # as that prefix, re-normalised, like OpenAI's text-embedding-3. MiniLM is not such a model.
     truncatable: bool = False
-
-    @field_validator("aliases", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(a.strip() for a in value.split(",") if a.strip())
-        return value
 
     def resolve(self, requested: str) -> str | None:
         """The served name for a request's `model`, or None when it is not this model."""
         return self.name if requested == self.name or requested in self.aliases else None
 
 
-class VectorIndexing(BaseModel):
+class VectorIndexing(msgspec.Struct, kw_only=True, frozen=True):
     """Indexing into Amazon S3 Vectors (template parameter `VectorIndexing`): on when the
     functions are given the index's ARN and the documents table; off when both are empty."""
-
-    model_config = ConfigDict(frozen=True)
 
     index_arn: str = ""  # VECTOR_INDEX_ARN
     documents_table: str = ""  # DOCUMENTS_TABLE: pk document_id -> chunks indexed, job_id
     # VECTOR_WRITE_RATE: vectors per second that this stack's writers together aim to stay
     # below (S3 Vectors allows about 2,500 vectors and 1,000 write requests per second per index)
-    write_rate: float = Field(default=2000.0, gt=0, le=2500)
+    write_rate: Annotated[float, Meta(gt=0, le=2500)] = 2000.0
 
     @property
     def enabled(self) -> bool:
         return bool(self.index_arn and self.documents_table)
 
 
-class AsyncInference(BaseModel):
+class AsyncInference(msgspec.Struct, kw_only=True, frozen=True):
     """EndpointMode=async: the limits of one InvokeEndpointAsync (template parameters
     `AsyncRequestTTLSeconds`, `AsyncInvocationTimeoutSeconds`)."""
 
-    model_config = ConfigDict(frozen=True)
-
     # how long a request may wait in the endpoint's queue (SageMaker: 60 s to 6 h)
-    async_request_ttl_s: int = Field(default=3600, ge=60, le=21600)
+    async_request_ttl_s: Annotated[int, Meta(ge=60, le=21600)] = 3600
     # how long the container may take once it has the request (SageMaker: 1 s to 1 h)
-    async_invocation_timeout_s: int = Field(default=900, ge=1, le=3600)
+    async_invocation_timeout_s: Annotated[int, Meta(ge=1, le=3600)] = 900
     # past TTL + invocation timeout + this, a try with no result and no notification is lost
-    async_lost_grace_s: int = Field(default=120, ge=0)
+    async_lost_grace_s: Annotated[int, Meta(ge=0)] = 120
     # the sweep resumes a try from its result in S3 only once the result is this old: its
     # notification (normally within a second) comes first, the sweep catches a lost one
-    async_notification_grace_s: int = Field(default=60, ge=0)
+    async_notification_grace_s: Annotated[int, Meta(ge=0)] = 60
 
     @property
     def deadline_s(self) -> int:
         return self.async_request_ttl_s + self.async_invocation_timeout_s + self.async_lost_grace_s
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
     resources: ResourceNames
-    chunking: ChunkingDefaults = ChunkingDefaults()
-    routing: WorkflowRouting = WorkflowRouting()
-    webhooks: WebhookPolicy = WebhookPolicy()
-    model: ServedModel = ServedModel()
-    vectors: VectorIndexing = VectorIndexing()
-    async_inference: AsyncInference = AsyncInference()
-    job_ttl_days: int = Field(default=30, ge=1)
+    chunking: ChunkingDefaults = field(default_factory=ChunkingDefaults)
+    routing: WorkflowRouting = field(default_factory=WorkflowRouting)
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    model: ServedModel = field(default_factory=ServedModel)
+    vectors: VectorIndexing = field(default_factory=VectorIndexing)
+    async_inference: AsyncInference = field(default_factory=AsyncInference)
+    job_ttl_days: Annotated[int, Meta(ge=1)] = 30
 
     @property
     def express_enabled(self) -> bool:
@@ -182,8 +150,12 @@ class Settings(BaseModel):
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
-        def pick(*names: str) -> dict[str, str]:
-            return {n.lower(): env[n] for n in names if env.get(n, "") != ""}
+        def pick(*names: str) -> dict[str, object]:
+            return {
+                n.lower(): _comma_separated(env[n]) if n in _LISTS else env[n]
+                for n in names
+                if env.get(n, "") != ""
+            }
 
         data: dict[str, object] = {
             "resources": pick(
@@ -228,7 +200,15 @@ class Settings(BaseModel):
             "ASYNC_NOTIFICATION_GRACE_S",
         )
         data.update(pick("JOB_TTL_DAYS"))
-        return cls.model_validate(data)
+        return msgspec.convert(data, cls, strict=False)
+
+
+# settings given as comma-separated lists ("5,300,1800"; "a, b")
+_LISTS = frozenset({"WEBHOOK_RETRY_SCHEDULE", "MODEL_ALIASES"})
+
+
+def _comma_separated(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ these same routes (`make openapi`; a test keeps it current): nothing builds it a
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 from collections.abc import Sequence
 from functools import lru_cache
@@ -71,12 +72,11 @@ def openapi_json() -> Response[Any]:
 
 @app.get("/docs", include_in_schema=False)
 def swagger_ui() -> Response[Any]:
-    """Swagger UI for the document, with the page Powertools generates (imported only here: the
-    only request that needs it)."""
-    from aws_lambda_powertools.event_handler.openapi import swagger_ui as ui
-
-    assets = Path(ui.__file__).parent
-    html = ui.generate_swagger_html(
+    """Swagger UI for the document, with the page Powertools generates. Its files are read from
+    Powertools' package without importing `aws_lambda_powertools.event_handler`: that package's
+    `__init__` imports every resolver and pydantic, which the layer does not ship."""
+    assets = _powertools_swagger_ui()
+    html = _swagger_html_module(assets).generate_swagger_html(
         openapi_text().replace("</", "<\\/"),  # the spec sits in a <script>: never close it
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
@@ -84,6 +84,22 @@ def swagger_ui() -> Response[Any]:
         None,
     )
     return Response(status_code=200, content_type=TEXT_HTML, body=html)
+
+
+def _powertools_swagger_ui() -> Path:
+    spec = importlib.util.find_spec("aws_lambda_powertools")  # finds; imports nothing of it
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent / "event_handler" / "openapi" / "swagger_ui"
+
+
+@lru_cache(maxsize=1)
+def _swagger_html_module(assets: Path) -> Any:
+    """Powertools' `swagger_ui/html.py` (it imports nothing at run time) loaded on its own."""
+    spec = importlib.util.spec_from_file_location("_powertools_swagger_html", assets / "html.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @app.exception_handler(TandemError)

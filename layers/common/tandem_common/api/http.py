@@ -1,33 +1,46 @@
 """A small router for API Gateway HTTP API events (payload v2): routes, parameters validated with
-pydantic, one `Response` type.
+msgspec, one `Response` type.
 
 Why not Powertools' `APIGatewayHttpResolver`: importing any module of
 `aws_lambda_powertools.event_handler` runs that package's `__init__`, which imports every resolver
 Powertools has (AppSync, Bedrock agents, VPC Lattice, ...), asyncio and every event data class.
 That import alone took more of the api's cold start than its whole budget over `import boto3`
-(docs/BENCHMARKS.md, "Lambda handlers"). The routes keep Powertools' shape, so moving one between
-the two is a change of imports: `@router.get(path, summary=..., responses=...)`, and parameters
-declared as `Annotated[T, Body()]`, `Path(...)`, `Query(...)`, `Header(alias=...)` with pydantic
-`Field` constraints. `openapi.py` hands the same routes to Powertools when the OpenAPI document is
-generated (`make openapi`); the api serves that document as a file.
+(docs/BENCHMARKS.md, "Lambda handlers"). The routes keep Powertools' shape:
+`@router.get(path, summary=..., responses=...)`, and parameters declared as
+`Annotated[T, Body()]`, `Path(...)`, `Query(...)`, `Header(alias=...)` with constraints named as
+`msgspec.Meta` names them (`ge`, `le`, `min_length`, `max_length`, `pattern`). `openapi.py`
+writes the OpenAPI document from the same routes (`make openapi`); the api serves it as a file.
 
-Validation follows Powertools' rules and error shapes: a body that is not JSON is a `json_invalid`
-error, every other problem a pydantic error whose `loc` starts with where it was (`body`, `path`,
-`query`, `header`); all of them are raised together as one `RequestValidationError`.
+Why msgspec, not pydantic: the same cold start. Importing pydantic costs a handler about a third
+of `import boto3`, msgspec a small fraction of that (the models are msgspec Structs as well:
+`tandem_common.models`). A route's path, query and header parameters are checked together by one
+Struct built for the route on its first request (strings become ints where the route says int);
+a body parameter by its type's own `model_validate`.
+
+Validation keeps Powertools' error shapes: a body that is not JSON is a `json_invalid` error,
+every other problem a pydantic-style `{"type", "loc", "msg"}` dict whose `loc` starts with where
+it was (`body`, `path`, `query`, `header`); all of them are raised together as one
+`RequestValidationError`. msgspec reports the first problem of what it checks: one for the
+parameters and one for each body at most.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
+import operator
 import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from types import NoneType, UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+import msgspec
+
+from tandem_common.models import Model, validation_errors
 
 APPLICATION_JSON = "application/json"
 TEXT_HTML = "text/html"
@@ -38,7 +51,8 @@ T = TypeVar("T")
 
 
 class Param:
-    """Where a route parameter comes from; keyword arguments are pydantic `Field` constraints."""
+    """Where a route parameter comes from; keyword arguments are `msgspec.Meta` constraints
+    (`ge`, `le`, `min_length`, `max_length`, `pattern`, `description`, ...)."""
 
     where = ""
 
@@ -95,7 +109,8 @@ class Response(Generic[T]):
 
 
 class RequestValidationError(Exception):
-    """The request's parameters or body are invalid: `errors()` as pydantic words them."""
+    """The request's parameters or body are invalid: `errors()`, as pydantic-style dicts
+    (`type`, `loc`, `msg`)."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(f"{len(errors)} validation error(s)")
@@ -142,7 +157,7 @@ class Route:
     options: dict[str, Any]  # summary, responses, include_in_schema, ... (for the OpenAPI document)
     pattern: re.Pattern[str] = field(init=False)
     _params: dict[str, tuple[Param, Any, Any]] | None = field(default=None, init=False)
-    _model: type[BaseModel] | None = field(default=None, init=False)
+    _struct: type[msgspec.Struct] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         regex = _PARAM.sub(lambda m: f"(?P<{m[1]}>{_SEGMENT})", self.rule)
@@ -167,46 +182,86 @@ class Route:
             self._params = params
         return self._params
 
-    def model(self) -> type[BaseModel]:
-        """The route's parameters as one pydantic model, built on its first request."""
-        if self._model is None:
-            fields: dict[str, Any] = {
-                name: (kind, Field(default, alias=marker.alias, **marker.constraints))
-                for name, (marker, kind, default) in self.params.items()
-            }
-            self._model = create_model(
-                f"{self.func.__name__}_request",
-                __config__=ConfigDict(populate_by_name=True),
-                **fields,
-            )
-        assert self._model is not None
-        return self._model
+    def struct(self) -> type[msgspec.Struct]:
+        """The route's path, query and header parameters as one Struct (fields named as the
+        request names them: a header's alias), built on its first request."""
+        if self._struct is None:
+            fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+            for name, (marker, kind, default) in self.params.items():
+                if marker.where == "body":
+                    continue
+                spec = constrained(kind, marker.constraints)
+                options: dict[str, Any] = {} if default is ... else {"default": default}
+                if marker.alias:
+                    options["name"] = marker.alias
+                fields.append((name, spec, msgspec.field(**options)) if options else (name, spec))
+            self._struct = msgspec.defstruct(f"{self.func.__name__}_request", fields, kw_only=True)
+        return self._struct
 
     def arguments(self, request: Request, path_params: dict[str, str]) -> dict[str, Any]:
         """The route function's keyword arguments, validated; RequestValidationError if not."""
         data: dict[str, Any] = {}
         where_of: dict[str, str] = {}
-        for name, (marker, _, _) in self.params.items():
+        bodies: dict[str, tuple[Param, Any, Any]] = {}
+        for name, (marker, kind, default) in self.params.items():
+            if marker.where == "body":
+                bodies[name] = (marker, kind, default)
+                continue
             key = marker.alias or name
             where_of[key] = marker.where
-            if marker.where == "body":
-                data[key] = _json_body(request.body)
+            source = {"path": path_params, "query": request.query, "header": request.headers}
+            value = source[marker.where].get(key.lower() if marker.where == "header" else key)
+            if value is not None:
+                data[key] = value
+        errors: list[dict[str, Any]] = []
+        args: dict[str, Any] = {}
+        if len(bodies) < len(self.params):
+            try:
+                parsed = msgspec.convert(data, self.struct(), strict=False)
+            except msgspec.ValidationError as exc:
+                for error in validation_errors(exc):
+                    loc = tuple(error["loc"])
+                    where = where_of.get(str(loc[0]), "query") if loc else "query"
+                    errors.append({**error, "loc": (where, *loc)})
             else:
-                source = {"path": path_params, "query": request.query, "header": request.headers}
-                value = source[marker.where].get(key.lower() if marker.where == "header" else key)
-                if value is not None:
-                    data[key] = value
-        try:
-            parsed = self.model().model_validate(data)
-        except ValidationError as exc:
-            errors: list[dict[str, Any]] = []
-            for error in exc.errors(include_url=False):
-                loc = tuple(error["loc"])
-                where = where_of.get(str(loc[0]), "body") if loc else "body"
-                at = (where, *loc[1:]) if where == "body" else (where, *loc)
-                errors.append({**error, "loc": at})
-            raise RequestValidationError(errors) from None
-        return {name: getattr(parsed, name) for name in self.params}
+                args = {n: getattr(parsed, n) for n in self.params if n not in bodies}
+        body = _json_body(request.body) if bodies else None
+        for name, (marker, kind, default) in bodies.items():
+            if body is None and default is not ...:
+                args[name] = default
+                continue
+            try:
+                args[name] = _validate_body(body, kind, marker.constraints)
+            except msgspec.ValidationError as exc:
+                errors.extend(
+                    {**error, "loc": ("body", *error["loc"])} for error in validation_errors(exc)
+                )
+        if errors:
+            raise RequestValidationError(errors)
+        return args
+
+
+def constrained(kind: Any, constraints: dict[str, Any]) -> Any:
+    """`kind` with `msgspec.Meta(**constraints)`; on an optional type (`str | None`) the
+    constraints go on the types other than None (msgspec sets none on a union)."""
+    if not constraints:
+        return kind
+    if typing.get_origin(kind) in (Union, UnionType):
+        members = [
+            m if m is NoneType else Annotated[m, msgspec.Meta(**constraints)]
+            for m in typing.get_args(kind)
+        ]
+        return functools.reduce(operator.or_, members)
+    return Annotated[kind, msgspec.Meta(**constraints)]
+
+
+def _validate_body(body: Any, kind: Any, constraints: dict[str, Any]) -> Any:
+    """A body by its model's own `model_validate` (EmbeddingsRequest checks `input` its own way),
+    any other type by msgspec."""
+    if isinstance(kind, type) and issubclass(kind, Model) and not constraints:
+        model: type[Model] = kind
+        return model.model_validate(body)
+    return msgspec.convert(body, constrained(kind, constraints), strict=False)
 
 
 def _json_body(body: str | None) -> Any:

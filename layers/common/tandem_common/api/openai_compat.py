@@ -15,8 +15,6 @@ import urllib.parse
 from array import array
 from typing import Annotated, Any
 
-from pydantic import BaseModel
-
 from tandem_common.adapters.endpoint import invoke_inline
 from tandem_common.api.http import APPLICATION_JSON, Body, Path, Response, Router
 from tandem_common.errors import BadRequest, EndpointError, ModelNotFound
@@ -25,6 +23,7 @@ from tandem_common.models import (
     EmbeddingsRequest,
     EmbeddingsResponse,
     EmbeddingsUsage,
+    Model,
     ModelCard,
     ModelList,
     OpenAIErrorBody,
@@ -53,7 +52,7 @@ def openai_error(status: int, code: str, message: str, param: str | None = None)
     return OpenAIErrorBody(error=info).model_dump(mode="json")
 
 
-def _responses(ok_model: type[BaseModel], *errors: int) -> dict[int, dict[str, Any]]:
+def _responses(ok_model: type[Model], *errors: int) -> dict[int, dict[str, Any]]:
     json_ct = APPLICATION_JSON
     out: dict[int, dict[str, Any]] = {
         200: {"description": "OK", "content": {json_ct: {"model": ok_model}}}
@@ -63,17 +62,7 @@ def _responses(ok_model: type[BaseModel], *errors: int) -> dict[int, dict[str, A
     return out
 
 
-def without_validation_422(schema: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI schema without the 422 that Powertools' validation adds to every operation:
-    these routes answer a request that fails validation with a 400 (declared above)."""
-    for path, operations in schema.get("paths", {}).items():
-        if is_openai_path(path):
-            for operation in operations.values():
-                operation.get("responses", {}).pop("422", None)
-    return schema
-
-
-def _ok(model: BaseModel) -> Response[Any]:
+def _ok(model: Model) -> Response[Any]:
     return Response(
         status_code=200,
         content_type=APPLICATION_JSON,

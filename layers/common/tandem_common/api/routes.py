@@ -18,13 +18,13 @@ from tandem_common.contracts import JobPaths, api_job_id, s3_uri
 from tandem_common.errors import InvalidRequest, JobNotFinished, JobNotFound, PayloadTooLarge
 from tandem_common.models import (
     TERMINAL_STATUSES,
-    BaseModel,
     Downloads,
     JobAccepted,
     JobCreate,
     JobLinks,
     JobRecord,
     JobView,
+    Model,
     Progress,
     RetryAccepted,
     ShardLink,
@@ -49,13 +49,13 @@ _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 router = Router()
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     """Every error response: `{"error": {"code", "message"}}` (handler.py)."""
 
     error: _ErrorInfo
 
 
-def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, dict[str, Any]]:
+def _responses(ok: int, model: type[Model], *errors: int) -> dict[int, dict[str, Any]]:
     """OpenAPI responses of a route: its success model and the error codes it can answer."""
     json_ct = APPLICATION_JSON
     out: dict[int, dict[str, Any]] = {

@@ -25,8 +25,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 
-from pydantic import ValidationError
-
 from tandem_common.adapters.async_endpoint import AsyncInvocation, invoke_async
 from tandem_common.adapters.inferences import InferenceStore
 from tandem_common.adapters.jobs import utc_now
@@ -46,6 +44,7 @@ from tandem_common.models import (
     InferenceRecord,
     SubmitInput,
     SubmitResult,
+    ValidationError,
 )
 from tandem_common.observability import logger
 from tandem_common.settings import Settings

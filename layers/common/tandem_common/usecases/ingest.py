@@ -8,13 +8,21 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from pydantic import Field, ValidationError
 
 from tandem_common.adapters.aws import error_code
 from tandem_common.adapters.idempotency import persistence_layer
 from tandem_common.contracts import is_inbox_key, s3_job_id, s3_revision, s3_uri, sqs_job_id
 from tandem_common.errors import TandemError
-from tandem_common.models import BaseModel, JobCreate, JobSource, QueueMessage, Source
+from tandem_common.models import (
+    JobCreate,
+    JobSource,
+    Model,
+    QueueMessage,
+    Source,
+    ValidationError,
+    field,
+    validation_errors,
+)
 from tandem_common.settings import Settings, get_settings
 from tandem_common.usecases.intake import JobIntake
 
@@ -23,30 +31,30 @@ class PoisonMessage(ValueError):
     """A message that can never become a job (reported as a batch item failure)."""
 
 
-class Submission(BaseModel):
+class Submission(Model):
     job_id: str
     source: JobSource
     request: JobCreate
     size_hint: int | None = None  # the source object's size, when the event carries it
 
 
-class _S3Bucket(BaseModel):
+class _S3Bucket(Model):
     name: str
 
 
-class _S3Object(BaseModel):
+class _S3Object(Model):
     key: str
     size: int | None = None
     etag: str = ""
-    version_id: str | None = Field(default=None, alias="version-id")
+    version_id: str | None = field(default=None, name="version-id")
 
 
-class _S3Detail(BaseModel):
+class _S3Detail(Model):
     bucket: _S3Bucket
     object: _S3Object
 
 
-class ObjectCreated(BaseModel):
+class ObjectCreated(Model):
     """The fields ingest reads of EventBridge's S3 "Object Created" event. (Powertools'
     `S3EventNotificationEventBridgeModel` says the same, but importing it builds every parser
     model Powertools has: a cold-start cost, docs/BENCHMARKS.md.)"""
@@ -124,12 +132,12 @@ def submission_from_message(body: str, message_id: str) -> Submission:
 
 
 def _text_free(exc: ValueError) -> str:
-    """A validation error as `field: problem` pairs, without the input values pydantic would quote
-    (they can be document text)."""
+    """A validation error as `field: problem` pairs (msgspec's messages never quote the input,
+    which can be document text)."""
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
+            for e in validation_errors(exc)
         )
     return type(exc).__name__
 

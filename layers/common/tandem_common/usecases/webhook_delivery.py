@@ -29,16 +29,14 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
-
-from pydantic import Field
+from typing import Annotated, Literal
 
 from tandem_common.adapters.events import job_event_detail
 from tandem_common.adapters.jobs import JobStore
 from tandem_common.adapters.queues import Queue
 from tandem_common.adapters.webhooks import HttpResult, send_signed
 from tandem_common.contracts import webhook_event_type, webhook_message_id
-from tandem_common.models import BaseModel, JobRecord, WebhookOutcome, WebhookState
+from tandem_common.models import JobRecord, Meta, Model, WebhookOutcome, WebhookState
 from tandem_common.observability import WEBHOOK_ATTEMPTS, emit, job_context, logger
 from tandem_common.settings import Settings
 
@@ -49,12 +47,12 @@ Sender = Callable[..., HttpResult]
 AttemptResult = Literal["delivered", "failed", "stopped", "retrying", "waiting", "skipped"]
 
 
-class WebhookMessage(BaseModel):
+class WebhookMessage(Model):
     """A webhook-queue message: attempt `attempt` of the job's webhook, not before `not_before`
     (epoch s)."""
 
-    job_id: str = Field(min_length=1, max_length=64)
-    attempt: int = Field(ge=1)
+    job_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    attempt: Annotated[int, Meta(ge=1)]
     not_before: float = 0
 
 
