@@ -49,7 +49,8 @@ Gaps measured with moto 5.2.5 (docs/ARCHITECTURE.md, "The local cloud"):
     ``TaskTimedOut``. Each try now gets a new token, and a try's token is closed when the try
     ends (``_patch_task_tokens``). moto's own way to that error raised a ``TypeError`` (a 500),
     so ``SendTaskSuccess``/``Failure``/``Heartbeat`` are replaced by ``_task_callback``: a closed
-    token, or one of an execution that ended, answers ``TaskTimedOut``; an unknown one
+    token (one whose try ended, or that took a success or failure already: a token takes one
+    outcome), or one of an execution that ended, answers ``TaskTimedOut``; an unknown one
     ``InvalidToken``; a heartbeat of a task without ``HeartbeatSeconds`` is accepted, as in AWS.
 13. Express state machines behaved as Standard ones. On AWS (botocore's API reference for each
     operation): StartExecution is not idempotent for an Express state machine (every call starts
@@ -271,8 +272,16 @@ def _patch_task_tokens() -> None:
     setattr(StepFunctionsParserBackend, "send_task_heartbeat", _send_task_heartbeat)  # noqa: B010
 
 
+_CALLBACK_LOCK = threading.Lock()  # a token's check and its callback, one at a time
+
+
 def _task_callback(backend: Any, token: str, deliver: Callable[[Any], None]) -> None:
-    """Find the token's task in any execution and hand its callback endpoint to `deliver`."""
+    """Find the token's task in any execution and hand its callback endpoint to `deliver`.
+
+    A token takes one outcome: once a SendTaskSuccess/Failure was delivered to it, any further
+    callback answers TaskTimedOut at once, as in Step Functions, even before the task's state
+    has finished with the first outcome (moto took every callback until then, so two duplicate
+    notifications handled at the same moment both "succeeded")."""
     from moto.core.exceptions import AWSError
     from moto.stepfunctions.parser.api import ExecutionStatus
 
@@ -281,11 +290,13 @@ def _task_callback(backend: Any, token: str, deliver: Callable[[Any], None]) -> 
         endpoint = None if worker is None else worker.env.callback_pool_manager.get(token)
         if endpoint is None:
             continue
-        if endpoint.consumer_error is not None or execution.status != ExecutionStatus.RUNNING:
-            raise AWSError(
-                "Task Timed Out: 'Provided task does not exist anymore'", "TaskTimedOut", 400
-            )
-        deliver(endpoint)
+        with _CALLBACK_LOCK:
+            closed = endpoint.consumer_error is not None or endpoint._outcome is not None
+            if closed or execution.status != ExecutionStatus.RUNNING:
+                raise AWSError(
+                    "Task Timed Out: 'Provided task does not exist anymore'", "TaskTimedOut", 400
+                )
+            deliver(endpoint)
         return
     raise AWSError("Invalid Token: 'Invalid token'", "InvalidToken", 400)
 

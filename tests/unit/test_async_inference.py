@@ -243,6 +243,36 @@ def test_a_success_notification_resumes_the_task_once(moto: None, waiting_task: 
     assert TaskCallbacks().succeed(token, {}) is False  # the token is closed
 
 
+class _Refused(TaskCallbacks):
+    """Step Functions' answer to a second callback on a token: it took one already."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> bool:
+        return False
+
+
+def test_copies_of_a_notification_at_once_leave_the_try_succeeded(
+    moto: None, waiting_task: Any
+) -> None:
+    """Two copies handled at the same moment: the second's callback is refused and it marks the
+    try abandoned between the first's accepted callback and the first's own close. The try is
+    still recorded as the one that succeeded."""
+    token, arn = waiting_task()
+    record = _pending(token)
+    copy_reports: list[dict[str, int]] = []
+
+    class CopyInBetween(TaskCallbacks):
+        def succeed(self, token: str, output: dict[str, Any]) -> bool:
+            accepted = super().succeed(token, output)
+            report = uc.complete([_note(record)], InferenceStore(TABLE), _Refused(), Storage())
+            copy_reports.append({k: v for k, v in report.model_dump().items() if v})
+            return accepted
+
+    report = uc.complete([_note(record)], InferenceStore(TABLE), CopyInBetween(), Storage())
+    assert report.succeeded == 1 and copy_reports == [{"duplicate": 1}]
+    assert _ended(arn)["status"] == "SUCCEEDED"
+    assert InferenceStore(TABLE).get(record.inference_id).state == "succeeded"
+
+
 @pytest.mark.parametrize(
     ("status", "error"), [(400, ASYNC_CLIENT_ERROR), (500, ASYNC_SERVER_ERROR)]
 )

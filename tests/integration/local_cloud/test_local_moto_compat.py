@@ -501,6 +501,26 @@ def test_each_try_of_a_callback_task_has_its_own_token_closed_when_the_try_ends(
     assert again.value.response["Error"]["Code"] == "TaskTimedOut"
 
 
+def test_a_token_takes_one_outcome_even_before_its_state_has_finished():
+    """Gap 12: the second of two callbacks sent back to back (as two copies of one notification,
+    handled at once, send them) answers TaskTimedOut; the first outcome is the task's."""
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        moto_compat.apply()
+        sfn, ex, next_message = _callback_execution("one-outcome")
+        token = next_message()["token"]
+        sfn.send_task_success(taskToken=token, output='{"first": 1}')
+        with pytest.raises(ClientError) as second:
+            sfn.send_task_success(taskToken=token, output='{"second": 2}')
+        with pytest.raises(ClientError) as failure:
+            sfn.send_task_failure(taskToken=token, error="Late", cause="")
+        done = _wait_done(sfn, ex)
+    assert second.value.response["Error"]["Code"] == "TaskTimedOut"
+    assert failure.value.response["Error"]["Code"] == "TaskTimedOut"
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"first": 1}
+
+
 # ---------------------------------------------------------------------- SNS -> Lambda (gap 10)
 def test_an_sns_lambda_subscription_is_delivered_by_its_route():
     """Gap 7: moto would invoke the subscribed function through its own (Docker) Lambda; the

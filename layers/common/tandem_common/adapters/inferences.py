@@ -73,20 +73,24 @@ class InferenceStore:
         ).get("Item")
         return None if not item else _record(item)
 
-    def close(self, inference_id: str, state: InferenceState) -> bool:
-        """pending -> `state`; True if this call closed it, False if it was closed already."""
+    def close(
+        self,
+        inference_id: str,
+        state: InferenceState,
+        over: tuple[InferenceState, ...] = ("pending",),
+    ) -> bool:
+        """`over` (pending) -> `state`; True if this call closed it, False if it was closed
+        already. The one callback Step Functions accepted for a try closes it over "abandoned"
+        too: a duplicate whose callback was refused may have marked it so a moment before."""
+        allowed = {f":over{i}": {"S": s} for i, s in enumerate(over)}
         try:
             self.client.update_item(
                 TableName=self._table,
                 Key=self._key(inference_id),
                 UpdateExpression="SET #s = :s, closed_at = :now",
-                ConditionExpression="#s = :pending",
+                ConditionExpression=f"#s IN ({', '.join(allowed)})",
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":s": {"S": state},
-                    ":now": {"S": utc_now()},
-                    ":pending": {"S": "pending"},
-                },
+                ExpressionAttributeValues={":s": {"S": state}, ":now": {"S": utc_now()}, **allowed},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False

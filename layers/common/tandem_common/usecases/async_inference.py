@@ -42,6 +42,7 @@ from tandem_common.models import (
     AsyncNotification,
     CompleteReport,
     InferenceRecord,
+    InferenceState,
     SubmitInput,
     SubmitResult,
     ValidationError,
@@ -200,7 +201,7 @@ def _succeed(
 ) -> None:
     output = {"inference_id": record.inference_id, "output_location": output_location}
     if callbacks.succeed(record.task_token, {**output, "found_by": found_by}):
-        inferences.close(record.inference_id, "succeeded")
+        inferences.close(record.inference_id, "succeeded", over=_ACCEPTED_OVER)
         report.succeeded += 1
     else:
         _closed_elsewhere(record, inferences, report)
@@ -215,7 +216,7 @@ def _fail(
     cause: str,
 ) -> None:
     if callbacks.fail(record.task_token, error, cause):
-        inferences.close(record.inference_id, "failed")
+        inferences.close(record.inference_id, "failed", over=_ACCEPTED_OVER)
         report.failed += 1
         logger.info(
             "inference failed",
@@ -223,6 +224,12 @@ def _fail(
         )
     else:
         _closed_elsewhere(record, inferences, report)
+
+
+# A try whose callback Step Functions accepted is closed as such even over "abandoned": a copy of
+# its notification, handled at the same moment, may have had its own callback refused (the token
+# took this one first) and marked the try abandoned just before.
+_ACCEPTED_OVER: tuple[InferenceState, ...] = ("pending", "abandoned")
 
 
 def _closed_elsewhere(
