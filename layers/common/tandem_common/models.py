@@ -30,6 +30,7 @@ from tandem_common.contracts import (
     EntryPath,
     JobStatus,
     Workflow,
+    utf8_encodable,
     webhook_secret_key,
 )
 
@@ -84,25 +85,17 @@ class UnencodableText(ValidationError):
 def _lone_surrogates(value: object, at: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
     """Where `value` (parsed JSON) holds a string, or a key, that cannot be encoded as UTF-8."""
     if isinstance(value, str):
-        return [] if value.isascii() or _encodable(value) else [at]
+        return [] if value.isascii() or utf8_encodable(value) else [at]
     found: list[tuple[str | int, ...]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and not _encodable(key):
+            if isinstance(key, str) and not utf8_encodable(key):
                 found.append((*at, key))
             found += _lone_surrogates(item, (*at, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             found += _lone_surrogates(item, (*at, i))
     return found
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _without_none(value: Any) -> Any:
